@@ -1,0 +1,1 @@
+"""Re-ranking backends, one module each, all implementing :class:`rankwise.rerankers.base.Reranker`."""

@@ -1,0 +1,111 @@
+"""What the torch and ONNX cross-encoders share: pair encoding, batching, max-passage aggregation, normalisation.
+
+A subclass only says how to run one padded batch through its model (:meth:`CrossEncoderEngine._forward`).
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from collections.abc import Iterator, Sequence
+
+import numpy as np
+
+from rankwise._validation import DEFAULT_FIELDS, check_fields, document_text
+from rankwise.batching import Batch, iter_batches, max_per_owner
+from rankwise.errors import InvalidInputError
+from rankwise.rerankers.base import ProgressCallback, Reranker
+from rankwise.tokenization import Overflow, PairEncoder
+from rankwise.types import Document
+
+
+class CrossEncoderEngine(Reranker):
+    """Scores (query, document) pairs jointly with a sequence-classification model.
+
+    Args shared by every cross-encoder backend:
+        max_length: tokens per (query, passage) pair; capped by the model's position embeddings.
+        overflow: ``"chunk"`` scores long documents by their best overlapping passage; ``"truncate"`` cuts them.
+        stride: tokens of overlap between passages.
+        batch_size: most pairs in one forward pass.
+        max_tokens: token budget of one batch (``pairs * padded_length``); keeps memory flat.
+        normalize: apply a sigmoid so scores fall in (0, 1); raw logits otherwise.
+        fields: which document fields form the text (``("title", "text")`` by default; metadata keys allowed).
+    """
+
+    def __init__(
+        self,
+        *,
+        tokenizer,  # noqa: ANN001 - tokenizers.Tokenizer
+        name: str,
+        max_length: int = 512,
+        overflow: Overflow = "chunk",
+        stride: int = 64,
+        batch_size: int = 32,
+        max_tokens: int = 16_384,
+        normalize: bool = False,
+        fields: Sequence[str] = DEFAULT_FIELDS,
+        pad_id: int = 0,
+        pad_to_multiple_of: int | None = None,
+    ) -> None:
+        if batch_size < 1:
+            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
+        if max_tokens < max_length:
+            raise InvalidInputError(
+                f"max_tokens={max_tokens} is below max_length={max_length}; a full-length pair would not fit."
+            )
+        self.name = name
+        self.encoder = PairEncoder(tokenizer, max_length=max_length, overflow=overflow, stride=stride)
+        self.batch_size = batch_size
+        self.max_tokens = max_tokens
+        self.normalize = normalize
+        self.fields = check_fields(fields)
+        self.pad_id = pad_id
+        self.pad_to_multiple_of = pad_to_multiple_of
+
+    @property
+    def max_length(self) -> int:
+        return self.encoder.max_length
+
+    @abstractmethod
+    def _forward(self, batches: Iterator[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Yield ``(rows, logits)`` for each batch: one relevance logit per row, as float32/float64."""
+
+    def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
+        texts = [document_text(d, self.fields) for d in documents]
+        pairs = self.encoder.encode(query, texts)
+        batches = iter_batches(
+            pairs.input_ids,
+            pairs.token_type_ids,
+            self.pad_id,
+            self.batch_size,
+            self.max_tokens,
+            self.pad_to_multiple_of,
+        )
+        passage_scores = np.empty(len(pairs.input_ids), dtype=np.float64)
+        done = 0
+        for rows, logits in self._forward(batches):
+            passage_scores[rows] = logits
+            done += len(rows)
+            if progress is not None:
+                progress(done, len(passage_scores))
+        scores = max_per_owner(passage_scores, pairs.owners, pairs.n_documents)
+        if self.normalize:
+            scores = 1.0 / (1.0 + np.exp(-scores))
+        return scores.tolist()
+
+
+def relevance_logit(logits: np.ndarray) -> np.ndarray:
+    """One relevance score per row from a classification head's logits.
+
+    One label: the logit itself (ms-marco, bge rerankers). Two labels: the log-odds of "relevant" (label 1) over
+    "not relevant" (label 0), which is what a softmax head means.
+    """
+    if logits.ndim == 1:
+        return logits
+    if logits.shape[1] == 1:
+        return logits[:, 0]
+    if logits.shape[1] == 2:
+        return logits[:, 1] - logits[:, 0]
+    raise InvalidInputError(
+        f"the model has {logits.shape[1]} output labels; a re-ranker needs 1 (a relevance logit) or 2 "
+        "(not relevant / relevant). Is this a re-ranking model?"
+    )

@@ -1,0 +1,195 @@
+"""Cross-encoder re-ranking with PyTorch and transformers (CPU or GPU, fp32/fp16/bf16).
+
+Any Hugging Face sequence-classification re-ranker works, by hub name or local folder::
+
+    >>> from rankwise import CrossEncoderReranker                      # doctest: +SKIP
+    >>> ce = CrossEncoderReranker("cross-encoder/ms-marco-MiniLM-L-6-v2")  # doctest: +SKIP
+    >>> ce.rank("what is an lstm?", ["LSTMs are recurrent networks.", "CNNs see images."]).top_k(1)  # doctest: +SKIP
+
+On CUDA, padding and host-to-device copies of the next batch run in a producer thread while the GPU works on the
+current one (pinned memory, non-blocking copies), so the host side does not starve the GPU.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankwise._validation import DEFAULT_FIELDS
+from rankwise.batching import Batch
+from rankwise.errors import InvalidInputError, require
+from rankwise.rerankers._cross_encoder_base import CrossEncoderEngine, relevance_logit
+from rankwise.tokenization import Overflow, load_fast_tokenizer
+
+_DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
+
+
+def resolve_device(device: str | None) -> str:
+    """``None``/``"auto"`` picks CUDA when a GPU is visible, else CPU."""
+    torch = require("torch", "torch", "The torch cross-encoder")
+    if device in (None, "auto"):
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    if str(device).startswith("cuda") and not torch.cuda.is_available():
+        raise InvalidInputError(f"device={device!r} but torch sees no CUDA GPU; use device='cpu' or 'auto'.")
+    return str(device)
+
+
+def resolve_dtype(dtype: str, device: str):  # noqa: ANN201 - torch.dtype
+    torch = require("torch", "torch", "The torch cross-encoder")
+    if dtype not in _DTYPES:
+        raise InvalidInputError(f"dtype must be one of {', '.join(_DTYPES)}; got {dtype!r}.")
+    if dtype == "auto":  # bf16 on GPUs that have it (no fp16 overflow), fp32 on CPU (faster there)
+        if device.startswith("cuda") and torch.cuda.is_bf16_supported():
+            return torch.bfloat16
+        return torch.float32
+    return {"fp32": torch.float32, "float32": torch.float32, "fp16": torch.float16, "float16": torch.float16,
+            "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}[dtype]
+
+
+def default_max_length(config: Any, tokenizer_max: int | None, cap: int = 512) -> int:
+    """The model's usable window: its tokenizer's limit or its position table (RoBERTa-style offset removed)."""
+    limit = tokenizer_max if tokenizer_max and tokenizer_max < 100_000 else None
+    if limit is None:
+        positions = getattr(config, "max_position_embeddings", cap)
+        offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
+        limit = positions - offset
+    return min(cap, limit)
+
+
+class CrossEncoderReranker(CrossEncoderEngine):
+    """A transformers sequence-classification model scoring (query, document) pairs.
+
+    Args:
+        model: hub name (``"BAAI/bge-reranker-base"``) or local folder.
+        device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
+        dtype: ``"auto"`` (bf16 on CUDA, fp32 on CPU), ``"fp32"``, ``"fp16"``, ``"bf16"``.
+        max_length: tokens per pair; default the model's window, at most 512.
+        trust_remote_code: passed to transformers for models with custom code.
+        See :class:`~rankwise.rerankers._cross_encoder_base.CrossEncoderEngine` for the rest.
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        device: str | None = "auto",
+        dtype: str = "auto",
+        max_length: int | None = None,
+        overflow: Overflow = "chunk",
+        stride: int = 64,
+        batch_size: int = 32,
+        max_tokens: int | None = None,
+        normalize: bool = False,
+        fields: Sequence[str] = DEFAULT_FIELDS,
+        name: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        torch = require("torch", "torch", "The torch cross-encoder")
+        transformers = require("transformers", "torch", "The torch cross-encoder")
+        self.device = resolve_device(device)
+        self.dtype = resolve_dtype(dtype, self.device)
+        source = str(model)
+        config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            source, dtype=self.dtype, trust_remote_code=trust_remote_code
+        )
+        self.model.to(self.device).eval()
+        if Path(source).is_dir():
+            tokenizer = load_fast_tokenizer(source)
+            hf_tok = None
+        else:
+            hf_tok = transformers.AutoTokenizer.from_pretrained(source, use_fast=True)
+            tokenizer = hf_tok.backend_tokenizer
+            tokenizer.no_truncation()
+            tokenizer.no_padding()
+        if max_length is None:
+            tok_max = getattr(hf_tok, "model_max_length", None) if hf_tok else _tokenizer_config_max(source)
+            max_length = default_max_length(config, tok_max)
+        on_gpu = self.device.startswith("cuda")
+        if max_tokens is None:  # GPUs want large batches; on CPU the cost is linear so a modest budget is fine
+            max_tokens = batch_size * max_length if not on_gpu else max(batch_size, 256) * max_length
+        pad_id = config.pad_token_id if config.pad_token_id is not None else 0
+        super().__init__(
+            tokenizer=tokenizer,
+            name=name or source,
+            max_length=max_length,
+            overflow=overflow,
+            stride=stride,
+            batch_size=batch_size if not on_gpu else max(batch_size, 256),
+            max_tokens=max_tokens,
+            normalize=normalize,
+            fields=fields,
+            pad_id=pad_id,
+            pad_to_multiple_of=8 if on_gpu else None,
+        )
+        self._uses_token_types = getattr(config, "type_vocab_size", 0) > 1
+        self._torch = torch
+
+    def _to_tensors(self, batch: Batch, pin: bool) -> dict[str, Any]:
+        torch = self._torch
+        arrays = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask}
+        if self._uses_token_types:
+            arrays["token_type_ids"] = batch.token_type_ids
+        tensors = {k: torch.from_numpy(v) for k, v in arrays.items()}
+        if pin:
+            tensors = {k: v.pin_memory() for k, v in tensors.items()}
+        return {k: v.to(self.device, non_blocking=pin) for k, v in tensors.items()}
+
+    def _run(self, inputs: dict[str, Any]) -> np.ndarray:
+        with self._torch.inference_mode():
+            logits = self.model(**inputs).logits
+        return relevance_logit(logits.float().cpu().numpy())
+
+    def _forward(self, batches: Iterator[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        if not self.device.startswith("cuda"):
+            for batch in batches:
+                yield batch.rows, self._run(self._to_tensors(batch, pin=False))
+            return
+        yield from self._forward_prefetched(batches)
+
+    def _forward_prefetched(self, batches: Iterator[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        """Pad, pin and copy the next batches in a thread while the GPU runs the current one."""
+        ready: queue.Queue = queue.Queue(maxsize=4)
+        stop = threading.Event()
+
+        def produce() -> None:
+            try:
+                for batch in batches:
+                    if stop.is_set():
+                        return
+                    ready.put((batch.rows, self._to_tensors(batch, pin=True)))
+            except BaseException as exc:  # surfaced in the consumer, never lost in the thread
+                ready.put(exc)
+                return
+            ready.put(None)
+
+        worker = threading.Thread(target=produce, name="rankwise-prefetch", daemon=True)
+        worker.start()
+        try:
+            while (item := ready.get()) is not None:
+                if isinstance(item, BaseException):
+                    raise item
+                rows, inputs = item
+                yield rows, self._run(inputs)
+        finally:
+            stop.set()
+            while worker.is_alive():  # unblock a producer waiting on a full queue
+                try:
+                    ready.get_nowait()
+                except queue.Empty:
+                    worker.join(timeout=0.01)
+
+
+def _tokenizer_config_max(folder: str) -> int | None:
+    import json
+
+    path = Path(folder) / "tokenizer_config.json"
+    if not path.is_file():
+        return None
+    value = json.loads(path.read_text()).get("model_max_length")
+    return int(value) if isinstance(value, (int, float)) else None
