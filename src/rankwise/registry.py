@@ -158,7 +158,7 @@ def load(name_or_path: str | Path, backend: str | None = None, **options: Any) -
         merged = {**preset.options, **options}
         factory = backend_factory(preset.backend)
         if preset.model is None:
-            return factory(**merged) if "name" in merged else factory(name=name, **merged)
+            return factory(**merged)
         return factory(preset.model, **merged)
     if backend is not None:
         return backend_factory(backend)(name, **options)
