@@ -90,7 +90,7 @@ class PairEncoder:
         tokenizer: a ``tokenizers.Tokenizer`` (see :func:`load_fast_tokenizer`).
         max_length: tokens per pair, special tokens included.
         overflow: ``"chunk"`` (default) splits long documents into overlapping passages; ``"truncate"`` cuts them.
-        stride: tokens shared by consecutive passages when chunking.
+        stride: tokens shared by consecutive passages when chunking (default ``max_length // 8``: 64 at 512).
         cache_size: documents whose token ids are kept (LRU); 0 disables the cache.
     """
 
@@ -99,7 +99,7 @@ class PairEncoder:
         tokenizer,  # noqa: ANN001
         max_length: int = 512,
         overflow: Overflow = "chunk",
-        stride: int = 64,
+        stride: int | None = None,
         cache_size: int = 100_000,
     ) -> None:
         if overflow not in ("chunk", "truncate"):
@@ -110,6 +110,7 @@ class PairEncoder:
             raise InvalidInputError(f"max_length={max_length} is too small for this model; use at least 64.")
         self.max_length = max_length
         self.overflow = overflow
+        stride = max_length // 8 if stride is None else stride
         self.stride = stride
         self.max_query_tokens = (max_length - self.template.n_special) // 2
         if not 0 <= stride < self.max_query_tokens:

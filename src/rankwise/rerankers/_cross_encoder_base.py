@@ -24,7 +24,7 @@ class CrossEncoderEngine(Reranker):
     Args shared by every cross-encoder backend:
         max_length: tokens per (query, passage) pair; capped by the model's position embeddings.
         overflow: ``"chunk"`` scores long documents by their best overlapping passage; ``"truncate"`` cuts them.
-        stride: tokens of overlap between passages.
+        stride: tokens of overlap between passages (default ``max_length // 8``).
         batch_size: most pairs in one forward pass.
         max_tokens: token budget of one batch (``pairs * padded_length``); keeps memory flat.
         normalize: apply a sigmoid so scores fall in (0, 1); raw logits otherwise.
@@ -38,7 +38,7 @@ class CrossEncoderEngine(Reranker):
         name: str,
         max_length: int = 512,
         overflow: Overflow = "chunk",
-        stride: int = 64,
+        stride: int | None = None,
         batch_size: int = 32,
         max_tokens: int = 16_384,
         normalize: bool = False,
@@ -91,6 +91,40 @@ class CrossEncoderEngine(Reranker):
         if self.normalize:
             scores = 1.0 / (1.0 + np.exp(-scores))
         return scores.tolist()
+
+    def score_groups(self, groups: Sequence[tuple[str, Sequence[str]]]) -> list[np.ndarray]:
+        """Score several ``(query, texts)`` groups in shared, length-sorted batches (the server's dynamic batcher).
+
+        Each group's scores equal ``score(query, texts)`` for plain-string texts (up to float rounding from different
+        padding): pairs are encoded per group, batched together, then aggregated (max-passage) and normalised per
+        group. Texts are used as given (no ``fields`` lookup). Nothing on the instance changes.
+
+        Example:
+            >>> a, b = ce.score_groups([("what is an lstm?", ["LSTMs gate memory.", "CNNs see."]),  # doctest: +SKIP
+            ...                         ("image models", ["CNNs see."])])
+            >>> len(a), len(b)  # doctest: +SKIP
+            (2, 1)
+        """
+        from rankwise._validation import check_query
+
+        encoded = [self.encoder.encode(check_query(query), list(texts)) for query, texts in groups]
+        input_ids = [ids for pairs in encoded for ids in pairs.input_ids]
+        token_types = [types for pairs in encoded for types in pairs.token_type_ids]
+        passage_scores = np.empty(len(input_ids), dtype=np.float64)
+        if input_ids:
+            batches = iter_batches(
+                input_ids, token_types, self.pad_id, self.batch_size, self.max_tokens, self.pad_to_multiple_of
+            )
+            for rows, logits in self._forward(batches):
+                passage_scores[rows] = logits
+        out: list[np.ndarray] = []
+        start = 0
+        for pairs in encoded:
+            end = start + len(pairs.input_ids)
+            scores = max_per_owner(passage_scores[start:end], pairs.owners, pairs.n_documents)
+            out.append(1.0 / (1.0 + np.exp(-scores)) if self.normalize else scores)
+            start = end
+        return out
 
 
 def relevance_logit(logits: np.ndarray) -> np.ndarray:

@@ -81,7 +81,7 @@ class CrossEncoderReranker(CrossEncoderEngine):
         dtype: str = "auto",
         max_length: int | None = None,
         overflow: Overflow = "chunk",
-        stride: int = 64,
+        stride: int | None = None,
         batch_size: int = 32,
         max_tokens: int | None = None,
         normalize: bool = False,

@@ -1,0 +1,412 @@
+"""A chat client for any OpenAI-compatible endpoint: OpenAI, vLLM, Ollama, llama.cpp's server, TGI, LiteLLM...
+
+Plain httpx (no ``openai`` package). Configuration comes from the arguments, else the environment:
+
+==================  ======================  ===============================================
+argument            environment variable    default
+==================  ======================  ===============================================
+``base_url``        ``OPENAI_BASE_URL``     ``https://api.openai.com/v1``
+``api_key``         ``OPENAI_API_KEY``      none (no ``Authorization`` header is sent)
+``model``           ``RANKWISE_LLM_MODEL``  the first model the server lists at ``/models``
+==================  ======================  ===============================================
+
+A ``base_url`` without a path (``http://127.0.0.1:8000``) gets ``/v1`` appended; any other path is used as given.
+
+Failures: connection errors, timeouts, HTTP 429 and 5xx are retried ``max_retries`` times with exponential backoff
+(``backoff * 2**attempt`` seconds, capped at ``max_backoff``; a server's ``Retry-After`` is honoured up to the cap),
+then raise :class:`~rankwise.llm.LLMError` naming the URL and the fix. A reply that is not a chat completion (invalid
+JSON, no ``choices``) raises :class:`~rankwise.llm.LLMResponseError` at once. Nothing waits longer than ``timeout``
+per attempt.
+
+Example:
+    >>> from rankwise.llm import OpenAIChatClient
+    >>> client = OpenAIChatClient(model="smollm2", base_url="http://127.0.0.1:8080/v1")   # doctest: +SKIP
+    >>> client.chat([{"role": "user", "content": "Is the sky blue? yes or no"}], max_tokens=1, logprobs=5)  # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import threading
+import time
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+from urllib.parse import urlsplit
+
+from rankwise.errors import InvalidInputError, require
+from rankwise.llm.base import (
+    ChatClient,
+    ChatMessage,
+    ChatResult,
+    LLMError,
+    LLMResponseError,
+    check_concurrency,
+    check_generation,
+    check_messages,
+)
+from rankwise.llm.cache import DiskCache, as_cache, cacheable
+from rankwise.llm.parsing import parse_chat_completion, parse_stream_chunk
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
+
+
+def normalize_base_url(url: str) -> str:
+    """Strip trailing slashes; append ``/v1`` when the URL has no path (``http://host:port``)."""
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidInputError(f"base_url must be a non-empty URL string, got {url!r}.")
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInputError(
+            f"base_url {url!r} is not an http(s) URL; pass e.g. 'http://127.0.0.1:8000/v1' or set OPENAI_BASE_URL."
+        )
+    return url + "/v1" if parts.path in ("", "/") else url
+
+
+class OpenAIChatClient(ChatClient):
+    """Chat completions over HTTP from an OpenAI-compatible server.
+
+    Args:
+        model: the model name sent with each request (env ``RANKWISE_LLM_MODEL``; else asked from ``/models``).
+        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1`` (env ``OPENAI_BASE_URL``).
+        api_key: sent as ``Authorization: Bearer ...`` (env ``OPENAI_API_KEY``); local servers need none.
+        timeout: seconds per attempt (connect, read and write each).
+        max_retries: extra attempts after the first on connection errors, timeouts, 429 and 5xx.
+        backoff: the first retry's delay in seconds; each next one doubles (capped at ``max_backoff``).
+        cache: a :class:`DiskCache` or a folder path; deterministic calls (temperature 0 or a ``seed``) are served
+            from it when present.
+        concurrency: the most requests in flight in :meth:`batch` / :meth:`abatch`.
+        max_backoff: the longest single wait between attempts.
+        headers: extra HTTP headers (e.g. for a proxy).
+
+    Logprobs: ``chat(..., logprobs=N)`` sends ``"logprobs": true, "top_logprobs": N`` (N >= 1; llama.cpp's server
+    returns nothing with ``logprobs`` alone).
+    """
+
+    def __init__(
+        self,
+        model: str | None = None,
+        base_url: str | None = None,
+        api_key: str | None = None,
+        timeout: float = 60.0,
+        max_retries: int = 3,
+        backoff: float = 0.5,
+        cache: DiskCache | str | os.PathLike[str] | None = None,
+        concurrency: int = 8,
+        *,
+        max_backoff: float = 20.0,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        self._httpx = require("httpx", "llm", "The OpenAI-compatible LLM client")
+        self.base_url = normalize_base_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
+        self._model = model or os.environ.get("RANKWISE_LLM_MODEL") or None
+        if not isinstance(timeout, (int, float)) or timeout <= 0:
+            raise InvalidInputError(f"timeout must be a number of seconds > 0, got {timeout!r}.")
+        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
+            raise InvalidInputError(f"max_retries must be an int >= 0, got {max_retries!r}.")
+        if not isinstance(backoff, (int, float)) or backoff < 0:
+            raise InvalidInputError(f"backoff must be a number of seconds >= 0, got {backoff!r}.")
+        self.timeout = float(timeout)
+        self.max_retries = max_retries
+        self.backoff = float(backoff)
+        self.max_backoff = float(max_backoff)
+        self.cache = as_cache(cache)
+        self.concurrency = check_concurrency(concurrency)
+        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        if self.api_key:
+            self._headers["Authorization"] = f"Bearer {self.api_key}"
+        self._client: Any = None
+        self._lock = threading.Lock()
+
+    # -- configuration ------------------------------------------------------------------------------------------
+    @property
+    def model(self) -> str:  # type: ignore[override]
+        """The model name; resolved once from the server's ``/models`` list when none was configured."""
+        if self._model is None:
+            with self._lock:
+                if self._model is None:
+                    self._model = self._discover_model()
+        return self._model
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    def _http(self) -> Any:
+        if self._client is None:
+            with self._lock:
+                if self._client is None:
+                    limits = self._httpx.Limits(max_connections=max(self.concurrency, 1) * 2)
+                    self._client = self._httpx.Client(timeout=self.timeout, headers=self._headers, limits=limits)
+        return self._client
+
+    def _discover_model(self) -> str:
+        url = f"{self.base_url}/models"
+        response = self._request_with_retries("GET", url, None)
+        try:
+            data = response.json()["data"]
+            return str(data[0]["id"])
+        except (ValueError, KeyError, IndexError, TypeError) as exc:
+            raise LLMError(
+                f"no model was given and {url} did not list one ({response.text[:120]!r}); pass model=... or set "
+                "RANKWISE_LLM_MODEL."
+            ) from exc
+
+    # -- requests -------------------------------------------------------------------------------------------------
+    def _payload(
+        self, messages: list[ChatMessage], max_tokens: int, temperature: float, logprobs: int | None,
+        stop: Sequence[str] | None, params: Mapping[str, Any], stream: bool = False,
+    ) -> dict[str, Any]:
+        payload: dict[str, Any] = {
+            "model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": float(temperature),
+        }
+        if stop:
+            payload["stop"] = [stop] if isinstance(stop, str) else list(stop)
+        if logprobs is not None:
+            payload["logprobs"] = True
+            payload["top_logprobs"] = max(1, logprobs)
+        if stream:
+            payload["stream"] = True
+        payload.update(params)
+        return payload
+
+    def _delay(self, attempt: int, response: Any = None) -> float:
+        delay = self.backoff * (2**attempt)
+        if response is not None:
+            try:
+                delay = max(delay, float(response.headers.get("retry-after", 0)))
+            except ValueError:
+                pass
+        return min(delay, self.max_backoff)
+
+    def _failure(self, url: str, attempts: int, detail: str) -> LLMError:
+        return LLMError(
+            f"LLM request to {url} failed after {attempts} attempt(s): {detail}. Check that the server is running "
+            f"and that base_url ({self.base_url}; env OPENAI_BASE_URL) is right, or raise timeout= / max_retries=."
+        )
+
+    def _check_status(self, url: str, response: Any) -> None:
+        if response.status_code < 400:
+            return
+        body = response.text[:300]
+        hint = {
+            401: "check api_key / OPENAI_API_KEY",
+            403: "check api_key / OPENAI_API_KEY and the key's permissions",
+            404: f"check base_url (it usually ends in /v1) and the model name {self._model!r}",
+        }.get(response.status_code, "check the request parameters")
+        raise LLMError(f"LLM request to {url} was refused with HTTP {response.status_code}: {body!r}; {hint}.")
+
+    def _request_with_retries(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
+        httpx = self._httpx
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = self._http().request(method, url, json=payload)
+            except httpx.TimeoutException as exc:
+                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                last = f"could not connect ({type(exc).__name__}: {exc})"
+            else:
+                if response.status_code not in _RETRY_STATUS:
+                    self._check_status(url, response)
+                    return response
+                last = f"HTTP {response.status_code} {response.text[:200]!r}"
+                if attempt < self.max_retries:
+                    time.sleep(self._delay(attempt, response))
+                continue
+            if attempt < self.max_retries:
+                time.sleep(self._delay(attempt))
+        raise self._failure(url, self.max_retries + 1, last)
+
+    async def _arequest_with_retries(self, client: Any, url: str, payload: dict[str, Any]) -> Any:
+        httpx = self._httpx
+        last = ""
+        for attempt in range(self.max_retries + 1):
+            try:
+                response = await client.post(url, json=payload)
+            except httpx.TimeoutException as exc:
+                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
+            except httpx.TransportError as exc:
+                last = f"could not connect ({type(exc).__name__}: {exc})"
+            else:
+                if response.status_code not in _RETRY_STATUS:
+                    self._check_status(url, response)
+                    return response
+                last = f"HTTP {response.status_code} {response.text[:200]!r}"
+                if attempt < self.max_retries:
+                    await asyncio.sleep(self._delay(attempt, response))
+                continue
+            if attempt < self.max_retries:
+                await asyncio.sleep(self._delay(attempt))
+        raise self._failure(url, self.max_retries + 1, last)
+
+    def _decode(self, response: Any) -> ChatResult:
+        try:
+            data = response.json()
+        except ValueError as exc:
+            raise LLMResponseError(
+                f"{self.url} answered HTTP {response.status_code} with a body that is not JSON "
+                f"({response.text[:120]!r}); is base_url an OpenAI-compatible API root (usually ending in /v1)?"
+            ) from exc
+        return parse_chat_completion(data, url=self.url, default_model=self.model)
+
+    # -- public API -----------------------------------------------------------------------------------------------
+    def _prepare(
+        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float, logprobs: int | None,
+        stop: Sequence[str] | None, params: Mapping[str, Any],
+    ) -> tuple[dict[str, Any], str | None]:
+        msgs = check_messages(messages)
+        check_generation(max_tokens, temperature, logprobs)
+        payload = self._payload(msgs, max_tokens, temperature, logprobs, stop, params)
+        key = None
+        if self.cache is not None and cacheable(temperature, params):
+            key = self.cache.key(self.model, msgs, {k: v for k, v in payload.items() if k not in ("messages",)})
+        return payload, key
+
+    def chat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        logprobs: int | None = None,
+        stop: Sequence[str] | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        """One chat completion (see the class docstring for retries and errors)."""
+        payload, key = self._prepare(messages, max_tokens, temperature, logprobs, stop, params)
+        if key is not None and (hit := self.cache.get(key)) is not None:  # type: ignore[union-attr]
+            return hit
+        result = self._decode(self._request_with_retries("POST", self.url, payload))
+        if key is not None:
+            self.cache.put(key, result)  # type: ignore[union-attr]
+        return result
+
+    async def achat(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        logprobs: int | None = None,
+        stop: Sequence[str] | None = None,
+        **params: Any,
+    ) -> ChatResult:
+        """Async :meth:`chat` on its own connection (use :meth:`abatch` for many)."""
+        async with self._async_client() as client:
+            return await self._achat_on(client, messages, max_tokens, temperature, logprobs, stop, params)
+
+    def _async_client(self) -> Any:
+        limits = self._httpx.Limits(max_connections=max(self.concurrency, 1) * 2)
+        return self._httpx.AsyncClient(timeout=self.timeout, headers=self._headers, limits=limits)
+
+    async def _achat_on(
+        self, client: Any, messages: Sequence[ChatMessage], max_tokens: int, temperature: float,
+        logprobs: int | None, stop: Sequence[str] | None, params: Mapping[str, Any],
+    ) -> ChatResult:
+        if self._model is None:  # discovery is a blocking call: keep it off the event loop
+            await asyncio.to_thread(lambda: self.model)
+        payload, key = self._prepare(messages, max_tokens, temperature, logprobs, stop, params)
+        if key is not None and (hit := self.cache.get(key)) is not None:  # type: ignore[union-attr]
+            return hit
+        result = self._decode(await self._arequest_with_retries(client, self.url, payload))
+        if key is not None:
+            self.cache.put(key, result)  # type: ignore[union-attr]
+        return result
+
+    async def abatch(
+        self,
+        list_of_messages: Sequence[Sequence[ChatMessage]],
+        *,
+        concurrency: int | None = None,
+        **kwargs: Any,
+    ) -> list[ChatResult]:
+        """Many chats on one async connection pool, at most ``concurrency`` in flight, results in input order."""
+        width = check_concurrency(self.concurrency if concurrency is None else concurrency)
+        gate = asyncio.Semaphore(width)
+        max_tokens = kwargs.pop("max_tokens", 256)
+        temperature = kwargs.pop("temperature", 0.0)
+        logprobs = kwargs.pop("logprobs", None)
+        stop = kwargs.pop("stop", None)
+        async with self._async_client() as client:
+
+            async def one(m: Sequence[ChatMessage]) -> ChatResult:
+                async with gate:
+                    return await self._achat_on(client, m, max_tokens, temperature, logprobs, stop, kwargs)
+
+            return list(await asyncio.gather(*(one(m) for m in list_of_messages)))
+
+    def stream(
+        self,
+        messages: Sequence[ChatMessage],
+        *,
+        max_tokens: int = 256,
+        temperature: float = 0.0,
+        stop: Sequence[str] | None = None,
+        **params: Any,
+    ) -> Iterator[str]:
+        """Yield text deltas from a server-sent-event stream (``"stream": true``).
+
+        Connection failures before the first byte are retried like :meth:`chat`; a stream cut midway raises.
+        """
+        msgs = check_messages(messages)
+        check_generation(max_tokens, temperature, None)
+        payload = self._payload(msgs, max_tokens, temperature, None, stop, params, stream=True)
+        httpx = self._httpx
+        last = ""
+        started = False
+        for attempt in range(self.max_retries + 1):
+            try:
+                with self._http().stream("POST", self.url, json=payload) as response:
+                    if response.status_code in _RETRY_STATUS:
+                        response.read()
+                        last = f"HTTP {response.status_code} {response.text[:200]!r}"
+                    else:
+                        if response.status_code >= 400:
+                            response.read()
+                        self._check_status(self.url, response)
+                        for delta in self._iter_sse(response):
+                            started = True
+                            yield delta
+                        return
+            except httpx.TimeoutException as exc:
+                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
+                if started:
+                    raise LLMError(f"the stream from {self.url} stalled midway: {last}.") from exc
+            except httpx.TransportError as exc:
+                last = f"could not connect ({type(exc).__name__}: {exc})"
+                if started:
+                    raise LLMError(f"the stream from {self.url} broke off midway: {last}.") from exc
+            if attempt < self.max_retries:
+                time.sleep(self._delay(attempt))
+        raise self._failure(self.url, self.max_retries + 1, last)
+
+    def _iter_sse(self, response: Any) -> Iterator[str]:
+        for line in response.iter_lines():
+            line = line.strip()
+            if not line or line.startswith(":") or not line.startswith("data:"):
+                continue
+            data = line[5:].strip()
+            if data == "[DONE]":
+                return
+            try:
+                chunk = json.loads(data)
+            except ValueError as exc:
+                raise LLMResponseError(f"{self.url} streamed an event that is not JSON: {data[:120]!r}.") from exc
+            delta = parse_stream_chunk(chunk, url=self.url)
+            if delta:
+                yield delta
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        with self._lock:
+            if self._client is not None:
+                self._client.close()
+                self._client = None
+
+    def __repr__(self) -> str:
+        return f"OpenAIChatClient(model={self._model!r}, base_url={self.base_url!r})"
