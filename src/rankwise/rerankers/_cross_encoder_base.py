@@ -71,26 +71,7 @@ class CrossEncoderEngine(Reranker):
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
         texts = [document_text(d, self.fields) for d in documents]
-        pairs = self.encoder.encode(query, texts)
-        batches = iter_batches(
-            pairs.input_ids,
-            pairs.token_type_ids,
-            self.pad_id,
-            self.batch_size,
-            self.max_tokens,
-            self.pad_to_multiple_of,
-        )
-        passage_scores = np.empty(len(pairs.input_ids), dtype=np.float64)
-        done = 0
-        for rows, logits in self._forward(batches):
-            passage_scores[rows] = logits
-            done += len(rows)
-            if progress is not None:
-                progress(done, len(passage_scores))
-        scores = max_per_owner(passage_scores, pairs.owners, pairs.n_documents)
-        if self.normalize:
-            scores = 1.0 / (1.0 + np.exp(-scores))
-        return scores.tolist()
+        return self._score_groups([(query, texts)], progress)[0].tolist()
 
     def score_groups(self, groups: Sequence[tuple[str, Sequence[str]]]) -> list[np.ndarray]:
         """Score several ``(query, texts)`` groups in shared, length-sorted batches (the server's dynamic batcher).
@@ -107,16 +88,25 @@ class CrossEncoderEngine(Reranker):
         """
         from rankwise._validation import check_query
 
-        encoded = [self.encoder.encode(check_query(query), list(texts)) for query, texts in groups]
+        return self._score_groups([(check_query(query), list(texts)) for query, texts in groups], None)
+
+    def _score_groups(
+        self, groups: Sequence[tuple[str, list[str]]], progress: ProgressCallback | None
+    ) -> list[np.ndarray]:
+        """Encode every group, run all pairs in shared length-sorted batches, aggregate per group."""
+        encoded = [self.encoder.encode(query, texts) for query, texts in groups]
         input_ids = [ids for pairs in encoded for ids in pairs.input_ids]
         token_types = [types for pairs in encoded for types in pairs.token_type_ids]
         passage_scores = np.empty(len(input_ids), dtype=np.float64)
-        if input_ids:
-            batches = iter_batches(
-                input_ids, token_types, self.pad_id, self.batch_size, self.max_tokens, self.pad_to_multiple_of
-            )
-            for rows, logits in self._forward(batches):
-                passage_scores[rows] = logits
+        batches = iter_batches(
+            input_ids, token_types, self.pad_id, self.batch_size, self.max_tokens, self.pad_to_multiple_of
+        )
+        done = 0
+        for rows, logits in self._forward(batches):
+            passage_scores[rows] = logits
+            done += len(rows)
+            if progress is not None:
+                progress(done, len(passage_scores))
         out: list[np.ndarray] = []
         start = 0
         for pairs in encoded:
