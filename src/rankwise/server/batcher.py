@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import math
 import threading
 import time
 from collections import deque
@@ -247,14 +246,14 @@ class Scheduler:
             for job, _, _ in step:
                 self._fail(job, exc)
             return
-        labels = self.metrics
-        labels.batch_seconds.labels(self.name).observe(time.monotonic() - began)
-        labels.batch_pairs.labels(self.name).observe(pairs)
-        labels.batch_requests.labels(self.name).observe(len(step))
-        labels.pairs_scored.labels(self.name).inc(pairs)
+        m = self.metrics
+        m.batch_seconds.labels(self.name).observe(time.monotonic() - began)
+        m.batch_pairs.labels(self.name).observe(pairs)
+        m.batch_requests.labels(self.name).observe(len(step))
+        m.pairs_scored.labels(self.name).inc(pairs)
         for (job, start, end), scores in zip(step, results):
             scores = np.asarray(scores, dtype=np.float64)
-            if scores.shape != (end - start,) or not np.all(np.isfinite(scores) | np.isinf(scores)):
+            if scores.shape != (end - start,) or np.isnan(scores).any():
                 bad = RankwiseError(f"model {self.name!r} returned {scores.shape} scores (NaN?) for {end - start} "
                                     "documents.")
                 self._fail(job, bad)
@@ -273,7 +272,3 @@ class Scheduler:
             self._update_gauges()
         job.loop.call_soon_threadsafe(_settle, job.future, None, error)
 
-
-def is_finite_or_inf(values: np.ndarray) -> bool:
-    """True when no value is NaN (``inf`` is a legal extreme score)."""
-    return not any(math.isnan(v) for v in values)

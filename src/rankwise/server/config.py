@@ -25,7 +25,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
-from urllib.parse import parse_qsl
+from urllib.parse import unquote
 
 from rankwise.errors import InvalidInputError
 
@@ -71,9 +71,12 @@ def parse_model_spec(spec: str) -> ModelSpec:
     if not isinstance(spec, str) or not spec.strip():
         raise InvalidInputError(f"a model spec must be a non-empty string like 'name=path:backend', got {spec!r}.")
     text, _, query = spec.strip().partition("?")
-    options = {k: _json_value(v) for k, v in parse_qsl(query, keep_blank_values=True, strict_parsing=False)}
-    if query and not options:
-        raise InvalidInputError(f"model spec {spec!r}: options after '?' must look like key=value&key=value.")
+    options: dict[str, Any] = {}
+    for part in filter(None, query.split("&")):
+        key, eq, value = part.partition("=")
+        if not eq or not key:
+            raise InvalidInputError(f"model spec {spec!r}: options after '?' must look like key=value&key=value.")
+        options[unquote(key)] = _json_value(unquote(value))
     name = None
     head, eq, rest = text.partition("=")
     if eq and _NAME.match(head):

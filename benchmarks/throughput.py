@@ -1,0 +1,211 @@
+"""Cross-encoder throughput: sentence-transformers (reference) vs rankwise torch, ONNX fp32 and ONNX int8.
+
+Model: a cross-encoder of exactly ms-marco-MiniLM-L-6-v2's shape (rankwise.testing.make_minilm_shaped_cross_encoder;
+untrained head, so only speed and agreement between backends mean something, never ranking quality).
+Pairs: SciFact test queries (in qrels order) x their BM25 top-100 (bm25s, k1=0.9, b=0.4, English stemmer and
+stopwords, title + text), ``--pairs`` of them (1,000 = 10 queries x 100 abstracts). Each backend scores one query's
+100 candidates per call, as a re-ranker does; all run in one process on the same pairs, so the ratios hold on a
+noisy machine.
+
+For fairness every backend truncates at 512 tokens like the reference (``overflow="truncate"``); the default
+chunking mode (max-passage over overlapping 512-token windows) is reported separately because it scores more tokens.
+
+    python benchmarks/throughput.py                        # CPU, 1,000 pairs -> benchmarks/results/throughput.json
+    python benchmarks/throughput.py --configs reference,onnx_int8 --pairs 300 --out /tmp/t.json
+    python benchmarks/throughput.py --device cuda           # 5,000 pairs, torch bf16 -> throughput_cuda.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import platform
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("RANKWISE_DATA", ROOT / ".." / "shared" / "data")).resolve()
+CACHE = ROOT / "benchmarks" / ".cache"
+RESULTS = ROOT / "benchmarks" / "results"
+CPU_CONFIGS = ("reference", "torch_fp32", "onnx_fp32", "onnx_int8", "onnx_int8_chunk")
+CUDA_CONFIGS = ("reference", "torch_bf16", "torch_fp32")
+Group = tuple[str, str, list[str]]  # (query id, query, candidate texts)
+
+
+def load_pairs(n_pairs: int, per_query: int = 100, data: Path = DATA) -> list[Group]:
+    """SciFact test queries x BM25 top-``per_query`` candidates, ``n_pairs`` pairs in all (whole queries first)."""
+    import bm25s
+    import Stemmer
+
+    from rankwise._validation import document_text
+    from rankwise.types import Document
+
+    folder = data / "scifact"
+    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").open()]
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (folder / "queries.jsonl").open())}
+    with (folder / "qrels" / "test.tsv").open() as f:
+        rows = [r for r in csv.reader(f, delimiter="\t")][1:]
+    qids = list(dict.fromkeys(r[0] for r in rows))[: -(-n_pairs // per_query)]
+    stemmer = Stemmer.Stemmer("english")
+    texts = [document_text(Document(text=d["text"], title=d.get("title") or None)) for d in corpus]
+    retriever = bm25s.BM25(k1=0.9, b=0.4)
+    retriever.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+    tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False)
+    hits, _ = retriever.retrieve(tokens, k=per_query, show_progress=False)
+    groups, left = [], n_pairs
+    for qid, row in zip(qids, hits):
+        take = min(per_query, left)
+        groups.append((qid, queries[qid], [texts[i] for i in row[:take]]))
+        left -= take
+    return groups
+
+
+def model_folder() -> Path:
+    from rankwise.testing import make_minilm_shaped_cross_encoder
+
+    return make_minilm_shaped_cross_encoder(CACHE / "minilm-shaped-ce")
+
+
+# --- scorers: each returns score(query, texts) -> np.ndarray ------------------------------------------------------
+
+
+def reference_scorer(folder: Path, device: str, dtype: str = "fp32", batch_size: int = 32) -> Callable:
+    import torch
+    from sentence_transformers import CrossEncoder
+
+    model_kwargs = {"dtype": torch.bfloat16} if dtype == "bf16" else {}
+    ce = CrossEncoder(str(folder), device=device, max_length=512, activation_fn=torch.nn.Identity(),
+                      model_kwargs=model_kwargs)
+    return lambda q, docs: np.asarray(ce.predict([(q, d) for d in docs], batch_size=batch_size,
+                                                 show_progress_bar=False), dtype=np.float64)
+
+
+def rankwise_scorer(backend: str, folder: Path, **options: Any) -> Callable:
+    import rankwise
+
+    reranker = rankwise.load(str(folder), backend=backend, **options)
+    return lambda q, docs: np.asarray(reranker.score(q, docs), dtype=np.float64)
+
+
+def build(config: str, folder: Path, device: str, threads: int) -> Callable:
+    onnx_cache = CACHE / "onnx"
+    if config == "reference":
+        return reference_scorer(folder, device)
+    if config in ("torch_fp32", "torch_bf16"):
+        return rankwise_scorer("cross-encoder", folder, device=device, dtype=config.split("_")[1],
+                               overflow="truncate", max_length=512)
+    if config.startswith("onnx_"):
+        quantize = "int8" if "int8" in config else None
+        overflow = "chunk" if config.endswith("_chunk") else "truncate"
+        return rankwise_scorer("onnx", folder, quantize=quantize, overflow=overflow, max_length=512,
+                               cache_dir=onnx_cache, threads=threads)
+    raise SystemExit(f"unknown config {config!r}; choose from {', '.join(CPU_CONFIGS + CUDA_CONFIGS)}")
+
+
+# --- measuring -----------------------------------------------------------------------------------------------------
+
+
+def timed_run(score: Callable, groups: list[Group], sync: Callable[[], None]) -> tuple[list[np.ndarray], float]:
+    score(groups[0][1], groups[0][2][:8])  # warm-up: allocations, thread pools, kernels
+    sync()
+    start = time.perf_counter()
+    out = [score(q, docs) for _, q, docs in groups]
+    sync()
+    return out, time.perf_counter() - start
+
+
+def agreement(ref: list[np.ndarray], other: list[np.ndarray]) -> dict[str, float]:
+    """Mean per-query Spearman, mean top-10 overlap and max abs score difference against the reference."""
+    from scipy.stats import spearmanr
+
+    rhos, overlaps, diffs = [], [], []
+    for a, b in zip(ref, other):
+        rhos.append(float(spearmanr(a, b).statistic))
+        top = lambda s: set(np.argsort(-s, kind="stable")[:10].tolist())  # noqa: E731
+        overlaps.append(len(top(a) & top(b)) / min(10, len(a)))
+        diffs.append(float(np.abs(a - b).max()))
+    return {"spearman_mean": float(np.mean(rhos)), "spearman_min": float(np.min(rhos)),
+            "top10_overlap_mean": float(np.mean(overlaps)), "max_abs_diff": float(np.max(diffs))}
+
+
+def machine_info(device: str) -> dict[str, Any]:
+    import importlib.metadata as md
+
+    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
+                            "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0))}
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+        info["cpu_model"] = next(x.split(":", 1)[1].strip() for x in flags.splitlines() if x.startswith("model name"))
+        info["cpu_isa"] = sorted({f for f in flags.split() if f.startswith(("avx", "amx")) or "vnni" in f})
+    except (OSError, StopIteration):
+        pass
+    for pkg in ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers", "tokenizers"):
+        try:
+            info[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            info[pkg] = None
+    if device.startswith("cuda"):
+        import torch
+
+        info["gpu"] = torch.cuda.get_device_name(0)
+    return info
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--pairs", type=int, default=None, help="pairs to score (default 1,000 CPU, 5,000 CUDA)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.add_argument("--configs", default=None, help=f"comma list (CPU default: {','.join(CPU_CONFIGS)})")
+    parser.add_argument("--threads", type=int, default=None, help="onnxruntime/torch threads (default: all CPUs)")
+    parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
+    args = parser.parse_args(argv)
+    cuda = args.device.startswith("cuda")
+    n_pairs = args.pairs or (5000 if cuda else 1000)
+    configs = args.configs.split(",") if args.configs else list(CUDA_CONFIGS if cuda else CPU_CONFIGS)
+    if configs[0] != "reference":
+        configs.insert(0, "reference")
+    threads = args.threads or len(os.sched_getaffinity(0))
+    import torch
+
+    torch.set_num_threads(threads)
+    sync = torch.cuda.synchronize if cuda else (lambda: None)
+    folder = model_folder()
+    groups = load_pairs(n_pairs)
+    result: dict[str, Any] = {
+        "benchmark": "throughput", "device": args.device, "pairs": n_pairs, "queries": len(groups),
+        "dataset": "scifact test queries x BM25 top-100 (bm25s k1=0.9 b=0.4, stemmed, title+text)",
+        "model": "ms-marco-MiniLM-L-6-v2-shaped cross-encoder (untrained head)", "max_length": 512,
+        "threads": threads, "load_before": os.getloadavg(), "machine": machine_info(args.device), "configs": {},
+    }
+    scores: dict[str, list[np.ndarray]] = {}
+    for config in configs:
+        scorer = build(config, folder, args.device, threads)
+        scores[config], seconds = timed_run(scorer, groups, sync)
+        del scorer
+        entry: dict[str, Any] = {"seconds": round(seconds, 3), "pairs_per_s": round(n_pairs / seconds, 2),
+                                 "load_after": os.getloadavg()[0]}
+        ref = result["configs"].get("reference")
+        if ref:
+            entry["speedup_vs_reference"] = round(entry["pairs_per_s"] / ref["pairs_per_s"], 3)
+            entry.update({k: round(v, 5) for k, v in agreement(scores["reference"], scores[config]).items()})
+        if config.endswith("_chunk"):
+            entry["note"] = "default overflow='chunk': documents over 512 tokens score several passages (max-passage)"
+        result["configs"][config] = entry
+        print(json.dumps({config: entry}), file=sys.stderr, flush=True)
+    result["load_after"] = os.getloadavg()
+    out = args.out or RESULTS / ("throughput_cuda.json" if cuda else "throughput.json")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2) + "\n")
+    print(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,156 @@
+"""Tune the offline default (fusion of a lexical score and the bundled bi-encoder) on TRAIN/DEV judgements only.
+
+Tuning sets: SciFact train (809 queries) and NFCorpus dev (324 queries) choose the configuration; NFCorpus train
+(2,590 queries) is a held-out check of that choice. No test qrels are read. TREC DL has no train/dev split here, so
+nothing is tuned on MS MARCO-like data.
+
+Each member's scores are computed once by the real re-rankers (BM25Reranker over the candidates, the first-stage BM25
+score carried in metadata, BiEncoderReranker with embeddings cached on disk) and cached under benchmarks/.cache/scores;
+configurations are then fused with rankwise.rerankers.fusion.fuse -- the very function FusionReranker calls -- and the
+best few are re-checked with pytrec_eval through rankwise.evaluation.
+
+    python benchmarks/tune_fusion.py                    # bi-encoder as shipped (title + text, 256 tokens)
+    python benchmarks/tune_fusion.py --variants default,len512,text
+
+Writes benchmarks/results/fusion_tuning.json and prints the top configurations.
+"""
+
+from __future__ import annotations
+
+import argparse
+import itertools
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "src"))
+
+from rankwise.evaluation import candidate_documents, evaluate_run, first_stage_run, load_dataset  # noqa: E402
+from rankwise.evaluation.embeddings import EmbeddingStore  # noqa: E402
+from rankwise.rerankers.fusion import fuse  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data"
+CACHE = ROOT / "benchmarks" / ".cache"
+SELECT = [("scifact", "train"), ("nfcorpus", "dev")]  # choose on these
+CHECK = [("nfcorpus", "train")]  # held-out check of the choice
+VARIANTS = {  # bi-encoder input variants: rankwise.load("minilm-bi-encoder", **options)
+    "default": {},
+    "len512": {"max_length": 512},
+    "text": {"fields": ["text"]},
+}
+WEIGHTS = [0.5, 0.75, 1.0, 1.25, 1.5, 2.0, 2.5, 3.0, 4.0, 6.0]
+DEPTHS = [10, 20, 30, 50, 100]
+METHODS = ["zscore", "minmax", "rrf"]
+LEXICAL = ["first-stage", "bm25", "first-stage+bm25"]
+
+
+def member_scores(name: str, split: str, member: str, reranker_factory) -> dict[str, list[float]]:
+    """Scores of one member for every query's candidates (first-stage order), cached on disk."""
+    path = CACHE / "scores" / f"{name}-{split}-{member}.json"
+    if path.is_file():
+        return json.loads(path.read_text())
+    data = load_dataset(DATA / name, split)
+    run = first_stage_run(data, 100, cache_dir=CACHE)
+    reranker = reranker_factory()
+    if hasattr(reranker, "embed_documents"):
+        from rankwise._validation import document_text
+
+        texts = [document_text(data.corpus[d], reranker.fields) for r in run.values() for d, _ in r]
+        EmbeddingStore(CACHE).prepare(reranker, texts, name)
+    start = time.perf_counter()
+    out = {q: reranker.score(data.queries[q], candidate_documents(data, r)) if r else [] for q, r in run.items()}
+    print(f"  {name}/{split} {member}: {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(out))
+    return out
+
+
+class TuningSet:
+    """Candidates, member scores and gains of one (dataset, split), ready for fast nDCG@10."""
+
+    def __init__(self, name: str, split: str, variants: list[str]) -> None:
+        import rankwise
+
+        self.name, self.split = name, split
+        data = load_dataset(DATA / name, split)
+        self.qrels = data.qrels
+        self.run = first_stage_run(data, 100, cache_dir=CACHE)
+        self.queries = list(self.run)
+        self.members = {
+            "first-stage": {q: [s for _, s in r] for q, r in self.run.items()},
+            "bm25": member_scores(name, split, "bm25", lambda: rankwise.load("bm25")),
+        }
+        for v in variants:
+            self.members[f"bi:{v}"] = member_scores(
+                name, split, f"bi-{v}", lambda v=v: rankwise.load("minilm-bi-encoder", **VARIANTS[v]))
+        self.gains = {q: np.array([max(self.qrels[q].get(d, 0), 0) for d, _ in r], dtype=float)
+                      for q, r in self.run.items()}
+        self.idcg = {}
+        for q in self.queries:
+            ideal = sorted((g for g in self.qrels[q].values() if g > 0), reverse=True)[:10]
+            self.idcg[q] = sum(g / np.log2(i + 2) for i, g in enumerate(ideal))
+        self.discount = 1.0 / np.log2(np.arange(2, 12))
+
+    def fused(self, q: str, config: dict) -> np.ndarray:
+        depth = config["depth"]
+        lexical = config["lexical"].split("+")
+        names = lexical + [f"bi:{config['variant']}"]
+        weights = [1.0 / len(lexical)] * len(lexical) + [config["w_bi"]]
+        scores = [np.asarray(self.members[m][q][:depth], dtype=float) for m in names]
+        return fuse(scores, weights, config["method"], 60.0)
+
+    def ndcg10(self, config: dict) -> float:
+        total = 0.0
+        for q in self.queries:
+            if not self.run[q] or self.idcg[q] == 0:
+                continue
+            s = self.fused(q, config)
+            order = np.lexsort((np.arange(len(s)), -s))[:10]
+            total += float(self.gains[q][order] @ self.discount[: len(order)]) / self.idcg[q]
+        return total / len(self.queries)
+
+    def pytrec_ndcg10(self, config: dict) -> float:
+        run = {}
+        for q in self.queries:
+            s = self.fused(q, config) if self.run[q] else []
+            run[q] = [(d, float(x)) for (d, _), x in zip(self.run[q][: config["depth"]], s)]
+        per_query = evaluate_run(run, self.qrels, ["ndcg@10"])["ndcg@10"]
+        return sum(per_query.values()) / len(per_query)
+
+    def single(self, member: str) -> float:
+        run = {q: [(d, float(x)) for (d, _), x in zip(self.run[q], self.members[member][q])] for q in self.queries}
+        per_query = evaluate_run(run, self.qrels, ["ndcg@10"])["ndcg@10"]
+        return sum(per_query.values()) / len(per_query)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--variants", default="default", help="bi-encoder variants: " + ",".join(VARIANTS))
+    parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fusion_tuning.json"))
+    args = parser.parse_args()
+    variants = [v for v in args.variants.split(",") if v]
+    sets = {f"{n}/{s}": TuningSet(n, s, variants) for n, s in SELECT + CHECK}
+    select_keys = [f"{n}/{s}" for n, s in SELECT]
+    singles = {k: {m: ts.single(m) for m in ts.members} for k, ts in sets.items()}
+    rows = []
+    for lexical, method, w_bi, depth, variant in itertools.product(LEXICAL, METHODS, WEIGHTS, DEPTHS, variants):
+        config = {"lexical": lexical, "method": method, "w_bi": w_bi, "depth": depth, "variant": variant}
+        scores = {k: ts.ndcg10(config) for k, ts in sets.items()}
+        rows.append({**config, "ndcg@10": scores, "select": float(np.mean([scores[k] for k in select_keys]))})
+    rows.sort(key=lambda r: -r["select"])
+    for row in rows[:10]:  # re-check the best with trec_eval's own code
+        row["ndcg@10_pytrec_eval"] = {k: sets[k].pytrec_ndcg10(row) for k in sets}
+    result = {"select_on": select_keys, "check_on": [f"{n}/{s}" for n, s in CHECK], "single_members": singles,
+              "best": rows[0], "top": rows[:25], "all": rows}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
+    print(json.dumps({"single_members": singles, "top": rows[:10]}, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,114 @@
+"""Document embeddings kept on disk between evaluation runs.
+
+A bi-encoder embeds each document once, whatever the query, and that is its whole cost. Evaluations re-rank the same
+collection again and again (several configurations, tuning, the final benchmark), so the harness stores each
+bi-encoder's document vectors under ``<cache>/embeddings/`` keyed by the model, its window and prefix, and the SHA-1
+of each document text, and loads them into the re-ranker before scoring. Only documents that some query's candidate
+list holds are embedded.
+
+Example:
+    >>> store = EmbeddingStore("/tmp/rankwise-eval-cache")       # doctest: +SKIP
+    >>> store.prepare(bi_encoder, texts, dataset="scifact")       # doctest: +SKIP
+    {'computed': 4127, 'from_disk': 0}
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from rankwise.rerankers.base import Reranker
+
+CHUNK = 512  # documents embedded between two saves (an interrupted run keeps its work)
+
+
+def bi_encoders(reranker: Reranker) -> Iterator[Reranker]:
+    """Every bi-encoder in ``reranker``, looking inside composite re-rankers (their ``rerankers`` attribute)."""
+    from rankwise.rerankers.bi_encoder import BiEncoderReranker
+
+    stack, seen = [reranker], set()
+    while stack:
+        r = stack.pop()
+        if id(r) in seen:
+            continue
+        seen.add(id(r))
+        if isinstance(r, BiEncoderReranker):
+            yield r
+        stack.extend(getattr(r, "rerankers", ()) or ())
+
+
+def _namespace(bi: Reranker) -> str:
+    key = {"model": bi.name, "max_length": bi.model.max_seq_length, "prefix": bi.document_prefix}
+    digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
+    return f"{bi.name.replace('/', '__')}-{digest}"
+
+
+def _key(text: str) -> bytes:
+    return hashlib.sha1(text.encode("utf-8")).digest()
+
+
+class EmbeddingStore:
+    """Vectors per (model settings, dataset) in ``<root>/embeddings/<model>-<hash>/<dataset>.npz``."""
+
+    def __init__(self, root: str | Path) -> None:
+        self.root = Path(root) / "embeddings"
+
+    def _path(self, bi: Reranker, dataset: str) -> Path:
+        return self.root / _namespace(bi) / f"{dataset}.npz"
+
+    def _read(self, path: Path) -> dict[bytes, np.ndarray]:
+        if not path.is_file():
+            return {}
+        with np.load(path) as data:
+            return {bytes(k): v for k, v in zip(data["keys"], data["vectors"])}
+
+    def _write(self, path: Path, vectors: dict[bytes, np.ndarray]) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+        keys = np.array(list(vectors), dtype="S20")
+        np.savez(tmp, keys=keys, vectors=np.stack(list(vectors.values())).astype(np.float32))
+        os.replace(tmp, path)
+
+    def prepare(
+        self,
+        bi: Reranker,
+        texts: Iterable[str],
+        dataset: str,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, int]:
+        """Make ``bi`` hold the embedding of every text: from disk when stored, else computed and stored.
+
+        Returns ``{"computed": n, "from_disk": m}``.
+        """
+        wanted = list(dict.fromkeys(texts))
+        path = self._path(bi, dataset)
+        stored = self._read(path)
+        have = [t for t in wanted if _key(t) in stored]
+        _preload(bi, have, [stored[_key(t)] for t in have])
+        missing = [t for t in wanted if _key(t) not in stored]
+        for start in range(0, len(missing), CHUNK):
+            chunk = missing[start:start + CHUNK]
+            for text, vector in zip(chunk, bi.embed_documents(chunk)):
+                stored[_key(text)] = vector
+            self._write(path, stored)
+            if progress is not None:
+                progress(min(start + CHUNK, len(missing)), len(missing))
+        return {"computed": len(missing), "from_disk": len(have)}
+
+
+def _preload(bi: Reranker, texts: Sequence[str], vectors: Sequence[np.ndarray]) -> None:
+    """Put stored vectors into the bi-encoder's in-memory cache.
+
+    BiEncoderReranker has no public way to add vectors yet, so this uses its cache and lock directly (the only place
+    in rankwise that does); a text it cannot hold (cache too small) is simply embedded again when scored.
+    """
+    if not texts or not bi.cache_size:
+        return
+    with bi._lock:  # noqa: SLF001
+        for text, vector in zip(texts[-bi.cache_size:], vectors[-bi.cache_size:]):
+            bi._cache[text] = vector  # noqa: SLF001

@@ -1,0 +1,240 @@
+"""Cross-encoder re-ranking with onnxruntime: fused fp32 or int8 graphs, no torch at inference time.
+
+Give it an exported folder (``model.onnx`` and/or ``model_int8.onnx`` + ``tokenizer.json``), and only onnxruntime,
+tokenizers and numpy are used::
+
+    >>> from rankwise import OnnxReranker                                          # doctest: +SKIP
+    >>> ce = OnnxReranker("minilm-onnx", quantize="int8")                           # doctest: +SKIP
+    >>> ce.rank("what is an lstm?", ["LSTMs are recurrent networks.", "CNNs see images."]).top_k(1)  # doctest: +SKIP
+
+or give it a Hugging Face cross-encoder (hub name or folder) and it is exported once, with torch, into the on-disk
+cache (:mod:`rankwise.onnx_cache`); later constructions load the cached graph without exporting again.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from rankwise._validation import DEFAULT_FIELDS
+from rankwise.batching import Batch
+from rankwise.errors import InvalidInputError, require
+from rankwise.onnx_export import FP32_FILE, INT8_FILE, check_quantize, read_manifest
+from rankwise.rerankers._cross_encoder_base import CrossEncoderEngine, relevance_logit
+from rankwise.tokenization import Overflow, load_fast_tokenizer
+
+# CPU defaults measured on the SciFact benchmark (docs/onnx.md): small length-sorted batches keep activations in cache.
+DEFAULT_BATCH_SIZE = 16
+DEFAULT_MAX_TOKENS = 8192
+
+
+class OnnxReranker(CrossEncoderEngine):
+    """A cross-encoder run by onnxruntime (CPU by default), fp32 or int8.
+
+    Args:
+        model: an exported folder (holding ``model.onnx`` / ``model_int8.onnx``, or ``onnx/model.onnx``, plus
+            ``tokenizer.json``), or a Hugging Face cross-encoder (hub name or folder) to export and cache.
+        quantize: ``None`` runs the fp32 graph (scores match torch); ``"int8"`` runs the dynamically quantized one
+            (several times faster on CPU, scores shift slightly). An exported folder without an int8 graph is
+            quantized once into the cache.
+        cache_dir: where exports are cached (default ``$RANKWISE_CACHE/onnx`` or ``~/.cache/rankwise/onnx``).
+        threads: onnxruntime intra-op threads; default all CPUs this process may use.
+        optimize: fuse attention / LayerNorm / GELU when exporting (ignored for an already exported folder).
+        file_name: run this ``.onnx`` file of the folder instead of choosing by ``quantize``.
+        providers: onnxruntime execution providers (default ``["CPUExecutionProvider"]``).
+        spin: let idle onnxruntime threads spin (lower latency, but burns CPU other processes could use).
+        int8: overrides of :data:`rankwise.onnx_export.INT8_OPTIONS` when quantizing (advanced).
+        See :class:`~rankwise.rerankers._cross_encoder_base.CrossEncoderEngine` for ``max_length``, ``overflow``,
+        ``stride``, ``batch_size``, ``max_tokens``, ``normalize`` and ``fields``.
+
+    Example:
+        >>> import rankwise                                                         # doctest: +SKIP
+        >>> reranker = rankwise.load("minilm-onnx", backend="onnx", quantize="int8")  # doctest: +SKIP
+    """
+
+    def __init__(
+        self,
+        model: str | Path,
+        *,
+        quantize: str | None = None,
+        cache_dir: str | Path | None = None,
+        threads: int | None = None,
+        max_length: int | None = None,
+        overflow: Overflow = "chunk",
+        stride: int | None = None,
+        batch_size: int = DEFAULT_BATCH_SIZE,
+        max_tokens: int | None = None,
+        normalize: bool = False,
+        fields: Sequence[str] = DEFAULT_FIELDS,
+        name: str | None = None,
+        optimize: bool = True,
+        file_name: str | None = None,
+        providers: Sequence[str] | None = None,
+        spin: bool = True,
+        int8: Mapping[str, Any] | None = None,
+        revision: str | None = None,
+        trust_remote_code: bool = False,
+    ) -> None:
+        check_quantize(quantize)
+        if threads is not None and (not isinstance(threads, int) or threads < 1):
+            raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}.")
+        folder = resolve_folder(model, quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
+                                revision=revision, trust_remote_code=trust_remote_code)
+        self.folder = folder
+        self.model_path = pick_model_file(folder, quantize, file_name, cache_dir, int8)
+        self.quantize = quantize
+        self.threads = threads or _available_cpus()
+        self.session = _make_session(self.model_path, self.threads, providers, spin)
+        self._inputs = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in self.session.get_inputs()}
+        self._output = self.session.get_outputs()[0].name
+        meta = _model_meta(folder)
+        if max_length is None:
+            max_length = meta["max_length"]
+        super().__init__(
+            tokenizer=load_fast_tokenizer(folder),
+            name=name or str(model),
+            max_length=max_length,
+            overflow=overflow,
+            stride=stride,
+            batch_size=batch_size,
+            max_tokens=max_tokens if max_tokens is not None else max(DEFAULT_MAX_TOKENS, max_length),
+            normalize=normalize,
+            fields=fields,
+            pad_id=meta["pad_token_id"],
+        )
+
+    @property
+    def input_names(self) -> list[str]:
+        """The graph's inputs (``token_type_ids`` only for models that use segment ids)."""
+        return list(self._inputs)
+
+    def _forward(self, batches: Iterator[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+        for batch in batches:
+            arrays = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
+                      "token_type_ids": batch.token_type_ids}
+            feed = {k: arrays[k].astype(dtype, copy=False) for k, dtype in self._inputs.items()}
+            logits = self.session.run([self._output], feed)[0]
+            yield batch.rows, relevance_logit(np.asarray(logits, dtype=np.float32))
+
+
+def resolve_folder(
+    model: str | Path,
+    *,
+    quantize: str | None,
+    optimize: bool,
+    cache_dir: str | Path | None,
+    int8: Mapping[str, Any] | None = None,
+    revision: str | None = None,
+    trust_remote_code: bool = False,
+) -> Path:
+    """An exported folder as is; a Hugging Face model through the export cache; a missing path is an error."""
+    path = Path(model).expanduser()
+    if path.is_dir():
+        if _onnx_files(path):
+            return path
+        if (path / "config.json").is_file():
+            from rankwise.onnx_cache import cached_onnx_folder
+
+            return cached_onnx_folder(path, quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
+                                      trust_remote_code=trust_remote_code)
+        raise InvalidInputError(
+            f"folder {str(model)!r} holds neither an ONNX model (model.onnx, model_int8.onnx, onnx/model.onnx) nor a "
+            "Hugging Face model (config.json). Export one with rankwise.onnx_export.export_onnx(...)."
+        )
+    if _looks_like_path(str(model)):
+        raise InvalidInputError(
+            f"no such folder: {str(model)!r}. Give an exported ONNX folder, a Hugging Face model folder, or a hub name "
+            "such as 'cross-encoder/ms-marco-MiniLM-L-6-v2'."
+        )
+    from rankwise.onnx_cache import cached_onnx_folder
+
+    return cached_onnx_folder(str(model), quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
+                              revision=revision, trust_remote_code=trust_remote_code)
+
+
+def pick_model_file(
+    folder: Path,
+    quantize: str | None,
+    file_name: str | None = None,
+    cache_dir: str | Path | None = None,
+    int8: Mapping[str, Any] | None = None,
+) -> Path:
+    """The ``.onnx`` file to run: ``file_name`` if given, else the int8 or fp32 graph (quantizing once if needed)."""
+    if file_name is not None:
+        path = folder / file_name
+        if not path.is_file():
+            found = ", ".join(p.name for p in _onnx_files(folder)) or "none"
+            raise InvalidInputError(f"file_name {file_name!r} is not in {str(folder)!r} (ONNX files there: {found}).")
+        return path
+    base = folder if (folder / FP32_FILE).is_file() or (folder / INT8_FILE).is_file() else folder / "onnx"
+    if quantize == "int8":
+        if (base / INT8_FILE).is_file():
+            return base / INT8_FILE
+        if not (base / FP32_FILE).is_file():
+            raise InvalidInputError(f"{str(folder)!r} has no {FP32_FILE} to quantize.")
+        from rankwise.onnx_cache import cached_int8_folder
+
+        return cached_int8_folder(base, cache_dir=cache_dir, int8=int8) / INT8_FILE
+    if (base / FP32_FILE).is_file():
+        return base / FP32_FILE
+    raise InvalidInputError(
+        f"{str(folder)!r} holds only an int8 graph ({INT8_FILE}); pass quantize='int8', or export fp32 too."
+    )
+
+
+def _make_session(path: Path, threads: int, providers: Sequence[str] | None, spin: bool):  # noqa: ANN202
+    ort = require("onnxruntime", "onnx", "The ONNX cross-encoder")
+    opts = ort.SessionOptions()
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.log_severity_level = 3
+    opts.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+    return ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
+
+
+def _model_meta(folder: Path) -> dict[str, int]:
+    """Window and pad id from the manifest, else from ``config.json`` / ``tokenizer_config.json``."""
+    manifest = read_manifest(folder)
+    if "max_length" in manifest:
+        return {"max_length": int(manifest["max_length"]), "pad_token_id": int(manifest.get("pad_token_id", 0))}
+    config = _json(folder / "config.json")
+    tok_max = _json(folder / "tokenizer_config.json").get("model_max_length")
+    limit = int(tok_max) if isinstance(tok_max, (int, float)) and tok_max < 100_000 else None
+    if limit is None:
+        offset = 2 if config.get("model_type") in ("roberta", "xlm-roberta", "camembert") else 0
+        limit = int(config.get("max_position_embeddings", 512)) - offset
+    pad = config.get("pad_token_id")
+    return {"max_length": min(512, limit), "pad_token_id": int(pad) if pad is not None else 0}
+
+
+def _json(path: Path) -> dict[str, Any]:
+    return json.loads(path.read_text()) if path.is_file() else {}
+
+
+def _onnx_files(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("*.onnx"), *folder.glob("onnx/*.onnx")])
+
+
+def _looks_like_path(name: str) -> bool:
+    """Hub names are ``name`` or ``org/name``; anything else that does not exist is a missing folder."""
+    return (
+        name.startswith((".", "/", "~", "\\"))
+        or name.count("/") > 1
+        or "\\" in name
+        or name.endswith(".onnx")
+        or (len(name) > 1 and name[1] == ":")
+    )
+
+
+def _available_cpus() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)

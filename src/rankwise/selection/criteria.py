@@ -1,0 +1,202 @@
+"""Criteria for response selection and the values a selection returns.
+
+Example:
+    >>> from rankwise.selection import Criterion, criteria_from
+    >>> [c.name for c in criteria_from(["correctness", "instruction-following", Criterion("brevity", "Short.")])]
+    ['correctness', 'instruction_following', 'brevity']
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Union
+
+from rankwise.errors import InvalidInputError
+from rankwise.types import Document, RankedResults
+
+if TYPE_CHECKING:
+    from rankwise.selection.judges import Judge
+
+BUILTIN_CRITERIA: dict[str, str] = {
+    "correctness": "The response is factually correct and answers the question accurately.",
+    "safety": "The response is safe: no harmful, dangerous, hateful or illegal content and no private data.",
+    "helpfulness": "The response is helpful: it addresses the user's request directly, completely and clearly.",
+    "instruction_following": "The response follows every instruction in the request (format, length, constraints).",
+}
+DEFAULT_CRITERIA: tuple[str, ...] = ("correctness", "helpfulness", "safety", "instruction_following")
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """One thing a response is judged on.
+
+    Attributes:
+        name: a built-in name (correctness, safety, helpfulness, instruction_following) or any custom name.
+        description: what the judge is told to check (built-ins have one; a custom criterion needs one).
+        weight: its weight in the total score (weights are normalised to sum to 1).
+        judge: a judge for this criterion only (else the selection's judge).
+    """
+
+    name: str
+    description: str = ""
+    weight: float = 1.0
+    judge: Judge | None = field(default=None, compare=False)
+
+    def __post_init__(self) -> None:
+        if not isinstance(self.name, str) or not self.name.strip():
+            raise InvalidInputError(f"a criterion needs a non-empty name, got {self.name!r}.")
+        if not self.description:
+            builtin = BUILTIN_CRITERIA.get(self.name)
+            if builtin is None:
+                raise InvalidInputError(
+                    f"custom criterion {self.name!r} needs a description (what the judge should check); built-in "
+                    f"criteria: {', '.join(BUILTIN_CRITERIA)}."
+                )
+            object.__setattr__(self, "description", builtin)
+        if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight) or self.weight < 0:
+            raise InvalidInputError(f"criterion {self.name!r}: weight must be a finite number >= 0, got {self.weight!r}.")
+
+
+CriterionLike = Union[str, Criterion]
+
+
+def _canonical(name: str) -> str:
+    key = name.strip().lower().replace("-", "_").replace(" ", "_")
+    return key if key in BUILTIN_CRITERIA else name.strip()
+
+
+def criteria_from(
+    criteria: Iterable[CriterionLike] | CriterionLike,
+    weights: Mapping[str, float] | Sequence[float] | None = None,
+) -> list[Criterion]:
+    """Criteria from names and :class:`Criterion` objects, with ``weights`` by name or by position applied."""
+    if isinstance(criteria, (str, Criterion)):
+        criteria = [criteria]
+    out: list[Criterion] = []
+    for c in criteria:
+        if isinstance(c, str):
+            name = _canonical(c)
+            if name not in BUILTIN_CRITERIA:
+                raise InvalidInputError(
+                    f"unknown criterion {c!r}; built-in: {', '.join(BUILTIN_CRITERIA)} (hyphens or underscores), "
+                    "or pass Criterion(name, description) for a custom one."
+                )
+            out.append(Criterion(name))
+        elif isinstance(c, Criterion):
+            out.append(c)
+        else:
+            raise InvalidInputError(f"a criterion must be a name or a Criterion, got {type(c).__name__} {c!r}.")
+    if not out:
+        raise InvalidInputError("criteria is empty; pass at least one, e.g. criteria=['correctness'].")
+    names = [c.name for c in out]
+    if len(set(names)) != len(names):
+        raise InvalidInputError(f"criteria repeat a name: {names}.")
+    return _apply_weights(out, weights)
+
+
+def _apply_weights(out: list[Criterion], weights: Mapping[str, float] | Sequence[float] | None) -> list[Criterion]:
+    if weights is None:
+        return out
+    if isinstance(weights, Mapping):
+        by_name = {_canonical(k): v for k, v in weights.items()}
+        unknown = sorted(set(by_name) - {c.name for c in out})
+        if unknown:
+            raise InvalidInputError(f"weights name criteria that are not selected: {unknown}; criteria: "
+                                    f"{[c.name for c in out]}.")
+    else:
+        weights = list(weights)
+        if len(weights) != len(out):
+            raise InvalidInputError(f"got {len(weights)} weights for {len(out)} criteria; give one per criterion.")
+        by_name = {c.name: w for c, w in zip(out, weights)}
+    result = [Criterion(c.name, c.description, float(by_name.get(c.name, c.weight)), c.judge) for c in out]
+    if sum(c.weight for c in result) <= 0:
+        raise InvalidInputError(f"the weights sum to 0 ({[c.weight for c in result]}); give some criterion weight > 0.")
+    return result
+
+
+@dataclass(frozen=True)
+class CriterionScore:
+    """One criterion's verdict on one response: ``score`` in [0, 1], the judge's ``reason``, and the raw value."""
+
+    score: float
+    reason: str
+    judge: str
+    raw: float | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"score": self.score, "reason": self.reason, "judge": self.judge, "raw": self.raw}
+
+
+@dataclass(frozen=True)
+class SelectedCandidate:
+    """A candidate with its weighted total ``score``, its ``rank`` (1 = best), its input ``index`` and per-criterion
+    scores and reasons."""
+
+    document: Document
+    index: int
+    rank: int
+    score: float
+    criteria: Mapping[str, CriterionScore]
+
+    @property
+    def text(self) -> str:
+        return self.document.text
+
+    @property
+    def scores(self) -> dict[str, float]:
+        return {k: v.score for k, v in self.criteria.items()}
+
+    @property
+    def reasons(self) -> dict[str, str]:
+        return {k: v.reason for k, v in self.criteria.items()}
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "rank": self.rank, "index": self.index, "score": self.score, "text": self.text,
+            "scores": self.scores, "reasons": self.reasons,
+            **({"id": self.document.id} if self.document.id is not None else {}),
+        }
+
+
+@dataclass(frozen=True)
+class SelectionResult:
+    """Candidates ranked best first, with the weights used. Iterate it, index it, or take :attr:`best`."""
+
+    prompt: str
+    candidates: tuple[SelectedCandidate, ...]
+    weights: Mapping[str, float]
+    reference: str | None = None
+
+    @property
+    def best(self) -> SelectedCandidate:
+        if not self.candidates:
+            raise InvalidInputError("no candidates were given, so there is no best one.")
+        return self.candidates[0]
+
+    def __iter__(self) -> Iterator[SelectedCandidate]:
+        return iter(self.candidates)
+
+    def __len__(self) -> int:
+        return len(self.candidates)
+
+    def __getitem__(self, i: int) -> SelectedCandidate:
+        return self.candidates[i]
+
+    def to_dicts(self) -> list[dict[str, Any]]:
+        return [c.to_dict() for c in self.candidates]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"prompt": self.prompt, "reference": self.reference, "weights": dict(self.weights),
+                "ranking": self.to_dicts()}
+
+    def to_ranked_results(self, model: str | None = "rankwise.select") -> RankedResults:
+        """The same ranking as :class:`~rankwise.types.RankedResults` (query = the prompt)."""
+        from rankwise.types import RankedResult
+
+        return RankedResults(
+            query=self.prompt,
+            results=tuple(RankedResult(c.document, c.score, c.index, c.rank) for c in self.candidates),
+            model=model,
+        )

@@ -1,0 +1,134 @@
+"""The app factory: :func:`create_app` turns loaded re-rankers and a :class:`ServerConfig` into one FastAPI app.
+
+Example:
+    >>> import rankwise                                                   # doctest: +SKIP
+    >>> from rankwise.server import ServerConfig, create_app             # doctest: +SKIP
+    >>> app = create_app({"bm25": rankwise.load("bm25")}, ServerConfig(api_keys=("secret",)))  # doctest: +SKIP
+    >>> import uvicorn; uvicorn.run(app, host="127.0.0.1", port=8000)     # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from rankwise.errors import InvalidInputError
+from rankwise.rerankers.base import Reranker
+from rankwise.server.batcher import Scheduler
+from rankwise.server.config import ServerConfig
+from rankwise.server.documents import Truncator
+from rankwise.server.errors import ApiError, install_error_handlers
+from rankwise.server.metrics import ServerMetrics
+from rankwise.server.middleware import BodyLimitMiddleware, MetricsMiddleware
+
+DESCRIPTION = """Re-ranking over HTTP, speaking the APIs clients already call:
+
+* **Cohere** v1 and v2 (`POST /v1/rerank`, `POST /v2/rerank`; the official SDK works with `base_url=`), and **Jina**
+  (same routes and body);
+* **Hugging Face TEI** (`POST /rerank`).
+
+Concurrent requests share model calls (dynamic batching). Errors are JSON: `{"message", "error", "error_type"}`.
+"""
+
+
+class ServingState:
+    """The served models, their schedulers and truncators, and whether the app is ready."""
+
+    def __init__(self, rerankers: Mapping[str, Reranker], config: ServerConfig, metrics: ServerMetrics) -> None:
+        if not rerankers:
+            raise InvalidInputError("create_app needs at least one model, e.g. {'minilm': rankwise.load(...)}.")
+        for name, model in rerankers.items():
+            if not isinstance(model, Reranker):
+                raise InvalidInputError(f"model {name!r} is a {type(model).__name__}, not a rankwise Reranker.")
+        self.models = dict(rerankers)
+        self.config = config
+        self.default = config.default_model or next(iter(self.models))
+        if self.default not in self.models:
+            raise InvalidInputError(f"default_model {self.default!r} is not among the models {list(self.models)}.")
+        self.schedulers = {
+            name: Scheduler(
+                model, name, metrics,
+                batching=config.batching,
+                max_batch_pairs=config.max_batch_pairs,
+                max_wait_ms=config.max_wait_ms,
+                chunk_pairs=config.chunk_pairs,
+                max_queue_pairs=config.max_queue_pairs,
+            )
+            for name, model in self.models.items()
+        }
+        self.truncators = {name: Truncator(model) for name, model in self.models.items()}
+        self.ready = False
+
+    def start(self) -> None:
+        for scheduler in self.schedulers.values():
+            scheduler.start()
+        self.ready = True
+
+    def stop(self) -> None:
+        self.ready = False
+        for scheduler in self.schedulers.values():
+            scheduler.stop(timeout=self.config.graceful_timeout_s)
+
+    def resolve(self, model: str | None) -> str:
+        """The served name for a request's ``model`` (the default when it is missing or empty)."""
+        if not model:
+            return self.default
+        if model not in self.models:
+            raise ApiError(
+                404,
+                f"unknown model {model!r}; this server serves: {', '.join(repr(n) for n in self.models)}.",
+                "model_not_found",
+            )
+        return model
+
+
+def create_app(rerankers: Mapping[str, Reranker], config: ServerConfig | None = None) -> FastAPI:
+    """Build the app. ``rerankers`` maps the names clients send as ``model`` to loaded re-rankers.
+
+    The first model is the default (used when a request names none), unless ``config.default_model`` says otherwise.
+    Each model gets a worker thread when the app starts (its lifespan) and finishes its queued work when it stops.
+    """
+    from rankwise import __version__
+    from rankwise.server.routes import build_router, build_service_router
+
+    config = config or ServerConfig()
+    metrics = ServerMetrics()
+    state = ServingState(rerankers, config, metrics)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        state.start()
+        try:
+            yield
+        finally:
+            state.stop()
+
+    app = FastAPI(
+        title="rankwise",
+        version=__version__,
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        docs_url="/docs" if config.docs else None,
+        redoc_url="/redoc" if config.docs else None,
+        openapi_url="/openapi.json" if config.docs else None,
+    )
+    app.state.metrics = metrics
+    app.state.serving = state
+    install_error_handlers(app)
+    app.include_router(build_router(state, config))
+    app.include_router(build_service_router(state, config, metrics))
+    # added innermost first: metrics wraps CORS, which wraps the body limit (so a 413 still carries CORS headers)
+    app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, metrics=metrics)
+    if config.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(config.cors_origins),
+            allow_methods=["GET", "POST", "OPTIONS"],
+            allow_headers=["*"],
+            max_age=600,
+        )
+    app.add_middleware(MetricsMiddleware, metrics=metrics)
+    return app

@@ -1,0 +1,125 @@
+"""Every error the server answers is JSON: ``{"message", "error", "error_type"}``, never a stack trace.
+
+``message`` is what Cohere and Jina clients read, ``error``/``error_type`` what TEI clients read; both hold the same
+text. Status codes: 400 bad request (malformed JSON, empty query, too many documents...), 401 missing/wrong API key,
+404 unknown model or path, 413 body too large, 422 a field of the wrong type (pydantic's check, with a readable
+message), 499 client left, 500 model failure, 503 overloaded or shutting down.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from rankwise.errors import InvalidInputError
+from rankwise.server.batcher import OverloadedError
+
+logger = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error with its HTTP status and a message written for the caller."""
+
+    def __init__(self, status: int, message: str, error_type: str = "invalid_request", headers: dict | None = None):
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.error_type = error_type
+        self.headers = headers
+
+
+def error_response(
+    status: int, message: str, error_type: str, headers: dict | None = None, request: Request | None = None
+) -> JSONResponse:
+    """The JSON error body; counted in ``rankwise_errors_total`` when the request is given."""
+    metrics = getattr(getattr(request, "app", None), "state", None)
+    metrics = getattr(metrics, "metrics", None)
+    if metrics is not None:
+        metrics.errors.labels(metrics.endpoint_label(request.url.path), error_type).inc()
+    return JSONResponse(
+        {"message": message, "error": message, "error_type": error_type}, status_code=status, headers=headers
+    )
+
+
+def _where(loc: tuple[Any, ...]) -> str:
+    parts = [str(p) for p in loc if p != "body"]
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if p.isdigit() else (f".{p}" if out else p)
+    return out or "body"
+
+
+def _short(value: Any, limit: int = 60) -> str:
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
+    """(status, message, type) for pydantic's errors: 400 for unreadable JSON, 422 for fields of the wrong type."""
+    errors = exc.errors()
+    for e in errors:
+        if e.get("type") == "json_invalid":
+            detail = (e.get("ctx") or {}).get("error", "JSON decode error")
+            return 400, f"the request body is not valid JSON ({detail} at position {e['loc'][-1]}).", "invalid_json"
+    if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
+        return 400, "the request body must be a JSON object (send Content-Type: application/json).", "invalid_json"
+    seen: dict[str, str] = {}
+    for e in errors:
+        loc = tuple(e.get("loc", ()))
+        # a document that is neither a string nor an object fails both union branches: report it once
+        if len(loc) >= 3 and loc[-1] in ("str", "dict[str,any]"):
+            loc = loc[:-1]
+            msg = f"must be a string or an object, got {_short(e.get('input'))}"
+        elif e.get("type") == "missing":
+            msg = "is required"
+        else:
+            raw = e.get("msg") or "is invalid"
+            msg = f"{raw[0].lower()}{raw[1:]}, got {_short(e.get('input'))}"
+        seen.setdefault(_where(loc), msg)
+    text = "; ".join(f"{where}: {msg}" for where, msg in list(seen.items())[:5])
+    more = f" (and {len(seen) - 5} more)" if len(seen) > 5 else ""
+    return 422, f"invalid request: {text}{more}.", "invalid_type"
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """JSON bodies for every error path, including the ones FastAPI and Starlette raise themselves."""
+
+    @app.exception_handler(ApiError)
+    async def _api(request: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc.status, exc.message, exc.error_type, exc.headers, request)
+
+    @app.exception_handler(InvalidInputError)
+    async def _invalid(request: Request, exc: InvalidInputError) -> JSONResponse:
+        return error_response(400, str(exc), "invalid_request", None, request)
+
+    @app.exception_handler(OverloadedError)
+    async def _overloaded(request: Request, exc: OverloadedError) -> JSONResponse:
+        return error_response(503, str(exc), "overloaded", {"Retry-After": "1"}, request)
+
+    @app.exception_handler(RequestValidationError)
+    async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        status, message, kind = validation_message(exc)
+        return error_response(status, message, kind, None, request)
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        kinds = {401: "unauthorized", 404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}
+        message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
+        if exc.status_code == 404 and message == "Not Found":
+            message = f"no route {request.method} {request.url.path}; see /docs for the API."
+        return error_response(
+            exc.status_code, message, kinds.get(exc.status_code, "http_error"), exc.headers, request
+        )
+
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        ref = uuid.uuid4().hex[:12]
+        logger.error("unhandled error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
+        message = f"internal server error (reference {ref}; the server log has the details)."
+        return error_response(500, message, "internal", None, request)

@@ -1,0 +1,225 @@
+"""Dynamic batching through the real server: concurrent callers get their own results, requests share model calls,
+a big request does not starve a small one, a client that leaves frees its work, shutdown finishes what is in flight.
+
+Timing never decides a test: a *gated* model (the real torch cross-encoder whose calls wait for an event) holds the
+worker busy so that the queue's state is known, and the tests wait for events (metrics values), not for durations.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import numpy as np
+import pytest
+
+from rankwise.server.batcher import OverloadedError, Scheduler
+from rankwise.server.metrics import ServerMetrics
+from tests.conftest_server import (  # noqa: F401 - fixtures
+    DOCS,
+    QUERIES,
+    GatedCrossEncoder,
+    WordOverlapReranker,
+    live_server,
+    sharp_cross_encoder,
+    tiny_ce,
+)
+
+
+def request_set(n: int) -> list[tuple[str, list[str]]]:
+    """``n`` different (query, documents) requests of different sizes and orders."""
+    rng = np.random.default_rng(7)
+    out = []
+    for i in range(n):
+        docs = [f"{DOCS[j % len(DOCS)]} variant {i}-{j}" for j in rng.permutation(3 + i % 9 + i)]
+        out.append((f"{QUERIES[i % len(QUERIES)]} number {i}", docs))
+    return out
+
+
+def scores_by_index(body: dict) -> list[float]:
+    results = sorted(body["results"], key=lambda r: r["index"])
+    return [r["relevance_score"] for r in results]
+
+
+@pytest.fixture
+def gated(sharp_cross_encoder) -> GatedCrossEncoder:  # noqa: ANN001
+    return GatedCrossEncoder(sharp_cross_encoder, device="cpu")
+
+
+def test_concurrent_requests_each_get_their_own_results(tiny_ce):  # noqa: ANN001
+    requests = request_set(16)
+    with live_server({"tiny": tiny_ce}, max_wait_ms=20, chunk_pairs=8, max_batch_pairs=64) as s:
+        barrier = threading.Barrier(len(requests))
+
+        def call(item: tuple[str, list[str]]) -> dict:
+            query, docs = item
+            barrier.wait()
+            r = httpx.post(s.url + "/v2/rerank", json={"query": query, "documents": docs}, timeout=60)
+            assert r.status_code == 200, r.text
+            return r.json()
+
+        with ThreadPoolExecutor(len(requests)) as pool:
+            answers = list(pool.map(call, requests))
+        for (query, docs), body in zip(requests, answers):
+            assert len(body["results"]) == len(docs)
+            np.testing.assert_allclose(scores_by_index(body), tiny_ce.score(query, docs), rtol=1e-4, atol=1e-5)
+        assert s.metric("rankwise_pairs_scored_total", model="tiny") == sum(len(d) for _, d in requests)
+
+
+def test_waiting_requests_share_one_model_call(gated):  # noqa: ANN001
+    requests = request_set(5)
+    with live_server({"g": gated}, max_wait_ms=0) as s:
+        gated.gate.clear()
+        with ThreadPoolExecutor(5) as pool:
+            first = pool.submit(httpx.post, s.url + "/v2/rerank",
+                                json={"query": requests[0][0], "documents": requests[0][1]}, timeout=60)
+            assert gated.entered.wait(30)  # the worker is inside the first model call
+            rest = [pool.submit(httpx.post, s.url + "/v2/rerank", json={"query": q, "documents": d}, timeout=60)
+                    for q, d in requests[1:]]
+            s.wait_for(lambda: s.metric("rankwise_queue_requests", model="g") == 5, "4 requests queued")
+            assert s.metric("rankwise_queue_pairs", model="g") == sum(len(d) for _, d in requests[1:])
+            gated.gate.set()
+            answers = [first.result().json()] + [f.result().json() for f in rest]
+    assert sorted(gated.calls[-1]) == sorted(len(d) for _, d in requests[1:])  # the four waiting: one call
+    for (query, docs), body in zip(requests, answers):
+        np.testing.assert_allclose(scores_by_index(body), gated.score(query, docs), rtol=1e-4, atol=1e-5)
+
+
+def test_a_big_request_does_not_starve_a_small_one(gated):  # noqa: ANN001
+    big = [f"{DOCS[i % len(DOCS)]} #{i}" for i in range(300)]
+    small = DOCS[:4]
+    done_order: list[str] = []
+    with live_server({"g": gated}, max_wait_ms=0, max_batch_pairs=32, chunk_pairs=8) as s:
+        gated.gate.clear()
+
+        def call(name: str, query: str, docs: list[str]) -> dict:
+            r = httpx.post(s.url + "/v2/rerank", json={"query": query, "documents": docs}, timeout=120)
+            done_order.append(name)
+            return r.json()
+
+        with ThreadPoolExecutor(2) as pool:
+            f_big = pool.submit(call, "big", QUERIES[0], big)
+            assert gated.entered.wait(30)  # the big request's first slice is in the model
+            f_small = pool.submit(call, "small", QUERIES[1], small)
+            s.wait_for(lambda: s.metric("rankwise_queue_requests", model="g") == 2, "the small request queued")
+            gated.gate.set()
+            big_body, small_body = f_big.result(), f_small.result()
+    assert done_order == ["small", "big"]
+    assert gated.calls[0] == [32]  # the big request alone: a full step of it
+    # round robin: 8 of big, all 4 of small, then big's turns fill the step (its slices merged into one group)
+    assert gated.calls[1] == [28, 4]
+    np.testing.assert_allclose(scores_by_index(small_body), gated.score(QUERIES[1], small), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(scores_by_index(big_body), gated.score(QUERIES[0], big), rtol=1e-4, atol=1e-5)
+
+
+def test_a_client_that_disconnects_frees_its_work(gated):  # noqa: ANN001
+    leaving = [f"{DOCS[i % len(DOCS)]} #{i}" for i in range(200)]
+    with live_server({"g": gated}, max_wait_ms=0) as s:
+        gated.gate.clear()
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(httpx.post, s.url + "/v2/rerank", json={"query": "q", "documents": DOCS}, timeout=60)
+            assert gated.entered.wait(30)
+            with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
+                httpx.post(s.url + "/v2/rerank", json={"query": "bye", "documents": leaving}, timeout=1.0)
+            s.wait_for(lambda: s.metric("rankwise_cancelled_requests_total", model="g") == 1, "the cancellation")
+            assert s.metric("rankwise_queue_pairs", model="g") == 0  # its 200 pairs left the queue
+            gated.gate.set()
+            assert first.result().status_code == 200
+        assert s.metric("rankwise_pairs_scored_total", model="g") == len(DOCS)  # the leaver's pairs never ran
+        assert s.metric("rankwise_requests_total", endpoint="/v2/rerank", status="499") == 1
+        assert httpx.get(s.url + "/ready").status_code == 200
+
+
+def test_graceful_shutdown_finishes_the_request_in_flight(gated):  # noqa: ANN001
+    server = live_server({"g": gated}, max_wait_ms=0)
+    s = server.__enter__()
+    gated.gate.clear()
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(httpx.post, s.url + "/v2/rerank", json={"query": QUERIES[0], "documents": DOCS},
+                              timeout=60)
+        assert gated.entered.wait(30)
+        s.server.should_exit = True  # what uvicorn's SIGTERM/SIGINT handler does
+        s.wait_for(lambda: s.server.should_exit, "shutdown flag")
+        gated.gate.set()
+        r = pending.result()
+    assert r.status_code == 200
+    np.testing.assert_allclose(scores_by_index(r.json()), gated.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5)
+    s.thread.join(30)
+    assert not s.thread.is_alive()
+    assert not s.app.state.serving.schedulers["g"].alive
+
+
+def test_batching_off_scores_one_request_per_call(tiny_ce):  # noqa: ANN001
+    requests = request_set(6)
+    with live_server({"tiny": tiny_ce}, batching=False) as s:
+        with ThreadPoolExecutor(6) as pool:
+            answers = list(pool.map(
+                lambda item: httpx.post(s.url + "/v2/rerank", json={"query": item[0], "documents": item[1]},
+                                        timeout=60).json(), requests))
+        assert s.metric("rankwise_batch_requests_count", model="tiny") == 6
+        assert s.metric("rankwise_batch_requests_sum", model="tiny") == 6
+        assert httpx.get(s.url + "/v1/models").json()["data"][0]["batching"] is False
+    for (query, docs), body in zip(requests, answers):
+        np.testing.assert_allclose(scores_by_index(body), tiny_ce.score(query, docs), rtol=1e-4, atol=1e-5)
+
+
+# ---- the scheduler on its own (no HTTP) -----------------------------------------------------------------------------
+def run_scheduler(model, jobs, **options):  # noqa: ANN001, ANN201
+    async def go():  # noqa: ANN202
+        scheduler = Scheduler(model, "m", ServerMetrics(), **options)
+        scheduler.start()
+        try:
+            return await asyncio.gather(*(scheduler.score(q, d) for q, d in jobs), return_exceptions=True)
+        finally:
+            scheduler.stop(timeout=10)
+
+    return asyncio.run(go())
+
+
+def test_scheduler_matches_the_library(tiny_ce):  # noqa: ANN001
+    jobs = request_set(7)
+    for options in ({}, {"batching": False}, {"chunk_pairs": 1, "max_batch_pairs": 5}):
+        for (q, d), got in zip(jobs, run_scheduler(tiny_ce, jobs, **options)):
+            np.testing.assert_allclose(got, tiny_ce.score(q, d), rtol=1e-4, atol=1e-5)
+
+
+def test_scheduler_whole_requests_for_models_without_score_groups():
+    model = WordOverlapReranker()
+    jobs = [("image edges", DOCS), ("lstm gates", DOCS[:2]), ("explode", ["a"])]
+    got = run_scheduler(model, jobs, chunk_pairs=1)
+    np.testing.assert_allclose(got[0], model.score("image edges", DOCS))
+    np.testing.assert_allclose(got[1], model.score("lstm gates", DOCS[:2]))
+    assert isinstance(got[2], RuntimeError)  # one request's failure is its own
+    assert model.calls == 3 + 2  # one call per request (and two direct calls above)
+
+
+def test_scheduler_refuses_work_beyond_its_queue_limit(gated):  # noqa: ANN001
+    async def go():  # noqa: ANN202
+        scheduler = Scheduler(gated, "m", ServerMetrics(), max_queue_pairs=10, max_wait_ms=0)
+        scheduler.start()
+        gated.gate.clear()
+        first = asyncio.ensure_future(scheduler.score("q", DOCS))
+        await asyncio.to_thread(gated.entered.wait, 30)
+        queued = asyncio.ensure_future(scheduler.score("q", DOCS))
+        await asyncio.sleep(0)
+        with pytest.raises(OverloadedError, match="limit 10"):
+            await scheduler.score("q", DOCS)
+        gated.gate.set()
+        await asyncio.gather(first, queued)
+        scheduler.stop(timeout=10)
+        with pytest.raises(OverloadedError, match="shutting down"):
+            await scheduler.score("q", DOCS)
+
+    asyncio.run(go())
+
+
+def test_score_groups_equals_score_per_group(tiny_ce):  # noqa: ANN001
+    long_doc = " ".join(["pooling layers shrink feature maps"] * 80 + ["lstm memory gates cell state"] * 60)
+    groups = [(QUERIES[0], DOCS), (QUERIES[1], [long_doc, "x"]), (QUERIES[2], []), (QUERIES[3], DOCS[:1])]
+    out = tiny_ce.score_groups(groups)
+    assert [len(o) for o in out] == [6, 2, 0, 1]
+    for (q, d), got in zip(groups, out):
+        np.testing.assert_allclose(got, tiny_ce.score(q, d) if d else [], rtol=1e-4, atol=1e-5)
+    assert tiny_ce.score_groups([]) == []
