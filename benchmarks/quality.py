@@ -131,15 +131,20 @@ def markdown(rows: dict[str, dict], labels: list[str]) -> str:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--datasets", default=",".join(DATASETS))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine 2 threads thrash)")
     parser.add_argument("--no-cost", action="store_true", help="skip the cold cost measurement")
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     configs = {**CONFIGS, **tuned_config()}
     names = [n for n in args.datasets.split(",") if n]
     rows = {name: run_dataset(name, configs) for name in names}
     cost = {} if args.no_cost else measure_cost(configs)
     result = {
         "benchmark": "quality", "configs": configs, "datasets": rows, "cost_cold": cost, "goals_ndcg@10": GOALS,
-        "machine": {"cpus": os.cpu_count(), "load_average": os.getloadavg(), "python": platform.python_version()},
+        "machine": {"cpus": os.cpu_count(), "torch_threads": args.threads, "load_average": os.getloadavg(), "python": platform.python_version()},
         "notes": "Tuned configuration chosen on scifact/train and nfcorpus/dev only (benchmarks/tune_fusion.py). "
                  "* = p < 0.05 vs BM25 in both the paired t-test and the randomization test.",
     }

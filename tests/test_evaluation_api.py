@@ -88,6 +88,17 @@ def test_embedding_store_reuses_vectors_across_instances(tiny_cross_encoder: Pat
     assert second.score("query", texts[:2]) == pytest.approx(first.score("query", texts[:2]), abs=1e-6)
 
 
+def test_embedding_store_keeps_keys_whose_digest_ends_in_nul(tiny_cross_encoder: Path, tmp_path: Path) -> None:
+    import hashlib
+
+    from rankwise import BiEncoderReranker
+
+    text = next(f"doc {i}" for i in range(100_000) if hashlib.sha1(f"doc {i}".encode()).digest()[-1] == 0)
+    bi = BiEncoderReranker(tiny_cross_encoder, device="cpu")
+    EmbeddingStore(tmp_path).prepare(bi, [text], "nul")
+    assert EmbeddingStore(tmp_path).prepare(bi, [text], "nul") == {"computed": 0, "from_disk": 1}
+
+
 def test_cli_eval_prints_table_and_writes_report(tiny: Path, cache: Path, tmp_path: Path,
                                                  capsys: pytest.CaptureFixture[str]) -> None:
     rc = main(["eval", "--data", str(tiny), "-r", "bm25", "--cache-dir", str(cache), "--output", str(tmp_path / "o"),

@@ -173,11 +173,14 @@ def test_llamaindex_query_engine_with_a_custom_retriever(bm25):
         def _retrieve(self, query_bundle):
             return li_nodes()
 
-    engine = RetrieverQueryEngine.from_args(
-        FixedRetriever(), node_postprocessors=[RankwiseRerank(reranker=bm25, top_n=2)], response_mode="no_text",
-        llm=_mock_llm(),
+    engine = RetrieverQueryEngine.from_args(  # MockLLM echoes its prompt: we see the context the LLM would get
+        FixedRetriever(), node_postprocessors=[RankwiseRerank(reranker=bm25, top_n=2)], llm=_mock_llm(),
     )
-    check_li_output(engine.query(QUERY).source_nodes, bm25, 2, li_nodes())
+    response = engine.query(QUERY)
+    check_li_output(response.source_nodes, bm25, 2, li_nodes())
+    prompt = str(response)
+    assert all(n.node.text in prompt for n in response.source_nodes)
+    assert "rerank_score" not in prompt and "retrieval_score" not in prompt and "source: b.pdf" in prompt
     check_li_output(asyncio.run(engine.aquery(QUERY)).source_nodes, bm25, 2, li_nodes())
 
 
@@ -191,8 +194,7 @@ def test_llamaindex_retriever_over_a_rankwise_index(bi_encoder):
     nodes = retriever.retrieve("lung cancer surgery")
     assert len(nodes) == 20 and nodes[0].node.node_id == index.search("lung cancer surgery", 1)[0].passage.id
     engine = RetrieverQueryEngine.from_args(
-        retriever, node_postprocessors=[RankwiseRerank(reranker=bi_encoder, top_n=4)], response_mode="no_text",
-        llm=_mock_llm(),
+        retriever, node_postprocessors=[RankwiseRerank(reranker=bi_encoder, top_n=4)], llm=_mock_llm()
     )
     sources = engine.query("lung cancer surgery").source_nodes
     assert len(sources) == 4

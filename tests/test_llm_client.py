@@ -62,8 +62,9 @@ def test_base_url_normalisation_and_bad_urls():
 
 def test_server_down_raises_clear_error_after_retries_in_bounded_time():
     port = free_port()  # nothing listens there
-    client = OpenAIChatClient(model="m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=2, backoff=0.01,
-                              timeout=2)
+    client = OpenAIChatClient(
+        model="m", base_url=f"http://127.0.0.1:{port}/v1", max_retries=2, backoff=0.01, timeout=2
+    )
     began = time.monotonic()
     with pytest.raises(LLMError) as info:
         client.chat(MSG)
@@ -84,7 +85,9 @@ def test_garbage_body_is_a_clear_error_without_retries():
     assert len(srv.requests) == 1
 
 
-@pytest.mark.parametrize("body", [{"choices": []}, {"foo": 1}, {"choices": [{"message": {"content": 5}}]}, [1, 2]])
+@pytest.mark.parametrize(
+    "body", [{"choices": []}, {"foo": 1}, {"choices": [{"message": {"content": 5}}]}, [1, 2]]
+)
 def test_json_that_is_not_a_completion_is_a_clear_error(body):
     with ScriptedServer(lambda h, b, n: send_json(h, 200, body)) as srv:
         client = OpenAIChatClient(model="m", base_url=srv.url, max_retries=0)

@@ -1,5 +1,6 @@
 """End to end with the real SmolLM2-135M GGUF in process (llama-cpp-python): chat, logprobs, exact next-token
-scores, streaming, threads, the cache, and both LLM re-rankers. The model is tiny, so quality is never asserted."""
+scores, streaming, threads, the cache, and both LLM re-rankers. The model is tiny, so quality is never
+asserted."""
 
 from __future__ import annotations
 
@@ -35,8 +36,8 @@ def test_logprobs_and_exact_next_token_scores_agree(smollm2_client):
 
 
 def test_stream_gives_the_greedy_reply(smollm2_client):
-    pieces = list(smollm2_client.stream(MSG, max_tokens=12))
-    assert len(pieces) > 1 and "".join(pieces) == smollm2_client.chat(MSG, max_tokens=12).text
+    pieces = list(smollm2_client.stream(MSG, max_tokens=8))
+    assert len(pieces) > 1 and "".join(pieces) == smollm2_client.chat(MSG, max_tokens=8).text
 
 
 def test_threads_share_one_model_safely(smollm2_client):
@@ -44,7 +45,9 @@ def test_threads_share_one_model_safely(smollm2_client):
     sequential = [smollm2_client.chat(c, max_tokens=6).text for c in chats]
     with ThreadPoolExecutor(4) as pool:
         threaded = list(pool.map(lambda c: smollm2_client.chat(c, max_tokens=6).text, chats))
-    assert threaded == sequential == [r.text for r in smollm2_client.batch(chats, concurrency=3, max_tokens=6)]
+    assert (
+        threaded == sequential == [r.text for r in smollm2_client.batch(chats, concurrency=3, max_tokens=6)]
+    )
 
 
 def test_tokens_are_counted_and_cut_with_the_model_tokenizer(smollm2_client):
@@ -75,34 +78,37 @@ def test_context_overflow_is_a_clear_error():
 
 
 def test_listwise_end_to_end(smollm2_client):
-    reranker = ListwiseLLMReranker(client=smollm2_client, window=4, step=2, max_passage_tokens=40)
-    docs = [{"text": p, "id": f"d{i}"} for i, p in enumerate(PASSAGES)]
+    reranker = ListwiseLLMReranker(client=smollm2_client, window=4, step=2, max_passage_tokens=24)
+    docs = [{"text": p, "id": f"d{i}"} for i, p in enumerate(PASSAGES[:6])]
     results, report = reranker.rank_with_report("What is the capital of France?", docs)
-    assert sorted(r.index for r in results) == list(range(len(PASSAGES)))
+    assert sorted(r.index for r in results) == list(range(len(docs)))
     assert [r.document.id for r in results] == [f"d{r.index}" for r in results]
-    assert report.windows == len(window_starts(len(PASSAGES), 4, 2)) == len(report.replies)
+    assert report.windows == len(window_starts(len(docs), 4, 2)) == len(report.replies)
     assert report.calls == report.windows and report.prompt_tokens > 0 and report.completion_tokens > 0
     assert 0.0 <= report.repair_rate <= 1.0 and report.seconds > 0
 
 
 def test_pointwise_end_to_end_uses_exact_logits(smollm2_client):
-    reranker = PointwiseLLMReranker(client=smollm2_client, max_passage_tokens=64)
-    results, report = reranker.rank_with_report("What is the capital of France?", PASSAGES)
+    query, passages = "What is the capital of France?", PASSAGES[:4]
+    reranker = PointwiseLLMReranker(client=smollm2_client, max_passage_tokens=48)
+    results, report = reranker.rank_with_report(query, passages)
     assert all(0.0 <= s <= 1.0 for s in results.scores) and len(set(results.scores)) > 1
-    assert report.from_logits + report.no_verdict == len(PASSAGES) and report.from_logits == len(PASSAGES)
-    assert report.calls == len(PASSAGES) and report.prompt_tokens > 0
+    assert report.from_logits == report.calls == len(passages) and report.no_verdict == 0
+    assert report.prompt_tokens > 0
     # the same scores through the generic path (one-token replies with top logprobs) agree closely
-    generic = PointwiseLLMReranker(client=_Generic(smollm2_client), max_passage_tokens=64, top_logprobs=20)
-    scores, _ = generic._run("What is the capital of France?", [d.document for d in sorted(results, key=lambda r: r.index)], None)
-    for a, b in zip(scores, reranker.score("What is the capital of France?", PASSAGES)):
-        assert a == pytest.approx(b, abs=0.02)
+    generic = PointwiseLLMReranker(client=_Generic(smollm2_client), max_passage_tokens=48, top_logprobs=20)
+    generic_results, generic_report = generic.rank_with_report(query, passages)
+    assert generic_report.from_logprobs == len(passages)
+    exact = {r.index: r.score for r in results}
+    for r in generic_results:
+        assert r.score == pytest.approx(exact[r.index], abs=0.02)
 
 
 def test_presets_load_the_bundled_model():
     require_smollm2()
     reranker = rankwise.load("smollm2-pointwise")
     assert isinstance(reranker, PointwiseLLMReranker) and reranker.name == "smollm2-pointwise"
-    assert reranker.rank("capital of France", PASSAGES[:3], top_k=1)[0].score >= 0.0
+    assert 0.0 <= reranker.rank("capital of France", PASSAGES[:2], top_k=1)[0].score <= 1.0
 
 
 class _Generic(rankwise.llm.ChatClient):

@@ -11,7 +11,9 @@ from rankwise.rerankers._permutation import extract_numbers, parse_permutation
 _piece = st.one_of(
     st.integers(min_value=-5, max_value=60).map(lambda k: f"[{k}]"),
     st.integers(min_value=0, max_value=10**12).map(str),
-    st.sampled_from([" > ", ">", ", ", " ", "\n", "Ranking: ", "I think ", "[", "]", "[ 3 ]", "[03]", "passage"]),
+    st.sampled_from(
+        [" > ", ">", ", ", " ", "\n", "Ranking: ", "I think ", "[", "]", "[ 3 ]", "[03]", "passage"]
+    ),
     st.text(max_size=8),
 )
 replies = st.one_of(st.lists(_piece, max_size=40).map("".join), st.text(max_size=200))
@@ -31,7 +33,7 @@ def test_any_reply_gives_a_permutation_with_counted_repairs(reply, n):
     assert repairs.missing == n - len(distinct)
     # the model's order is kept for what it named; the rest follows in the previous order
     assert perm[: len(distinct)] == [k - 1 for k in distinct]
-    rest = perm[len(distinct):]
+    rest = perm[len(distinct) :]
     assert rest == sorted(rest)
     assert repairs.unparseable == (n > 0 and not distinct)
     assert repairs.repaired == bool(repairs.duplicates or repairs.out_of_range or repairs.missing)
@@ -53,6 +55,10 @@ def test_examples():
     # bracketed identifiers win over numbers in echoed prose
     perm, rep = parse_permutation("[2] (founded in 1998) > [1]", 2)
     assert perm == [1, 0] and not rep.repaired
+    # numbered list items win over numbers inside the echoed text
+    reply = "1. Vitamin D 25 mg trial (2004)\n3) Calcium and 2 other minerals\nPassage 2: Influenza H1N1"
+    assert parse_permutation(reply, 3) == ([0, 2, 1], parse_permutation(reply, 3)[1])
+    assert not parse_permutation(reply, 3)[1].repaired
     # bare numbers are read when there are no brackets
     assert parse_permutation("3, 1, 2", 3)[0] == [2, 0, 1]
     assert parse_permutation("", 0) == ([], parse_permutation("", 0)[1])

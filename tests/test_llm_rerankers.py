@@ -1,5 +1,6 @@
-"""Listwise and pointwise LLM re-rankers with a scripted chat backend: the window arithmetic, the repairs and the
-reports are checked exactly (the end-to-end runs on the real SmolLM2 are in test_llm_local.py / test_llm_server.py)."""
+"""Listwise and pointwise LLM re-rankers with a scripted chat backend: the window arithmetic, the repairs and
+the reports are checked exactly (the end-to-end runs on the real SmolLM2 are in test_llm_local.py /
+test_llm_server.py)."""
 
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from rankwise.llm import ChatClient, ChatResult, TokenLogprob
 from rankwise.rerankers.llm_listwise import ListwiseLLMReranker, ListwiseReport, window_starts
 from rankwise.rerankers.llm_pointwise import PointwiseLLMReranker
 
-_ITEM = re.compile(r"^\[(\d+)\] .*?score=(\d+)", re.M)
+_ITEM = re.compile(r"^\[(\d+)\] .*?score=(\d+)", re.MULTILINE)
 
 
 class OracleClient(ChatClient):
@@ -32,13 +33,18 @@ class OracleClient(ChatClient):
         self.concurrency = concurrency
         self.prompts: list[str] = []
 
-    def chat(self, messages, *, max_tokens=256, temperature=0.0, logprobs=None, stop=None, **params) -> ChatResult:
+    def chat(
+        self, messages, *, max_tokens=256, temperature=0.0, logprobs=None, stop=None, **params
+    ) -> ChatResult:
         text = messages[-1]["content"]
         self.prompts.append(text)
         items = [(int(k), int(s)) for k, s in _ITEM.findall(text)]
         ranked = [k for k, _ in sorted(items, key=lambda kv: -kv[1])]
-        return ChatResult(self.mangle(ranked), usage={"prompt_tokens": len(text) // 4, "completion_tokens": 3},
-                          model=self.model)
+        return ChatResult(
+            self.mangle(ranked),
+            usage={"prompt_tokens": len(text) // 4, "completion_tokens": 3},
+            model=self.model,
+        )
 
 
 def docs(scores: Sequence[int]) -> list[str]:
@@ -56,7 +62,33 @@ def test_window_starts_cover_the_list_back_to_front():
 
 
 def test_sliding_windows_bring_the_best_to_the_top():
-    scores = [3, 1, 4, 1, 5, 9, 2, 6, 5, 3, 5, 8, 9, 7, 9, 3, 2, 3, 8, 4, 6, 2, 6, 4, 3]  # best ones spread everywhere
+    scores = [
+        3,
+        1,
+        4,
+        1,
+        5,
+        9,
+        2,
+        6,
+        5,
+        3,
+        5,
+        8,
+        9,
+        7,
+        9,
+        3,
+        2,
+        3,
+        8,
+        4,
+        6,
+        2,
+        6,
+        4,
+        3,
+    ]  # best ones spread everywhere
     reranker = ListwiseLLMReranker(client=OracleClient(), window=6, step=3)
     results, report = reranker.rank_with_report("q", docs(scores))
     got = [scores[r.index] for r in results]
@@ -92,7 +124,9 @@ def test_sloppy_replies_are_repaired_and_reported():
 
 def test_unparseable_replies_keep_the_previous_order():
     client = OracleClient(mangle=lambda ids: "Sorry, I cannot help with that.")
-    results, report = ListwiseLLMReranker(client=client, window=4, step=2).rank_with_report("q", docs([1, 2, 3, 4, 5]))
+    results, report = ListwiseLLMReranker(client=client, window=4, step=2).rank_with_report(
+        "q", docs([1, 2, 3, 4, 5])
+    )
     assert [r.index for r in results] == [0, 1, 2, 3, 4]
     assert report.unparseable_windows == report.windows == 2
 
@@ -130,7 +164,8 @@ def test_listwise_contract_and_argument_checks():
     assert isinstance(ListwiseReport() + ListwiseReport(windows=2), ListwiseReport)
 
 
-# -- pointwise --------------------------------------------------------------------------------------------------------
+# -- pointwise
+# --------------------------------------------------------------------------------------------------------
 class VerdictClient(ChatClient):
     """A real ChatClient that answers yes/no with logprobs given by ``table`` (passage keyword -> logprobs)."""
 
@@ -140,20 +175,28 @@ class VerdictClient(ChatClient):
     def __init__(self, table: dict[str, dict[str, float] | None], text: str = "yes") -> None:
         self.table, self.text, self.calls = table, text, []
 
-    def chat(self, messages, *, max_tokens=256, temperature=0.0, logprobs=None, stop=None, **params) -> ChatResult:
+    def chat(
+        self, messages, *, max_tokens=256, temperature=0.0, logprobs=None, stop=None, **params
+    ) -> ChatResult:
         self.calls.append({"max_tokens": max_tokens, "logprobs": logprobs, "temperature": temperature})
         content = messages[-1]["content"]
         key = next(k for k in self.table if k in content)
         lp = self.table[key]
         tokens = None if lp is None else [TokenLogprob(max(lp, key=lp.get), max(lp.values()), lp)]
-        return ChatResult(self.text if lp is None else max(lp, key=lp.get), logprobs=tokens,
-                          usage={"prompt_tokens": 10, "completion_tokens": 1}, model=self.model)
+        return ChatResult(
+            self.text if lp is None else max(lp, key=lp.get),
+            logprobs=tokens,
+            usage={"prompt_tokens": 10, "completion_tokens": 1},
+            model=self.model,
+        )
 
 
 def test_pointwise_scores_are_p_yes_from_logprobs():
-    table = {"alpha": {"Yes": math.log(0.6), "No": math.log(0.2), "Maybe": math.log(0.2)},
-             "beta": {" no": math.log(0.9), "yes": math.log(0.1)},
-             "gamma": {"Hello": -0.1}}
+    table = {
+        "alpha": {"Yes": math.log(0.6), "No": math.log(0.2), "Maybe": math.log(0.2)},
+        "beta": {" no": math.log(0.9), "yes": math.log(0.1)},
+        "gamma": {"Hello": -0.1},
+    }
     client = VerdictClient(table)
     reranker = PointwiseLLMReranker(client=client, top_logprobs=7)
     results, report = reranker.rank_with_report("q", ["beta doc", "alpha doc", "gamma doc"])

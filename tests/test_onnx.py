@@ -5,6 +5,7 @@ Models are built on the spot (random tiny BERTs, seconds); the MiniLM-shaped agr
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import subprocess
@@ -26,6 +27,7 @@ from rankwise.onnx_export import FP32_FILE, INT8_FILE, MANIFEST, export_onnx, re
 from rankwise.rerankers.onnx import OnnxReranker  # noqa: E402
 from rankwise.testing import make_tiny_cross_encoder  # noqa: E402
 
+DATA = Path(os.environ.get("RANKWISE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 QUERIES = [
     "how do lstm networks keep long-term memory?",
     "what causes the seasons on earth",
@@ -45,7 +47,20 @@ DOCS = [
 
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce") / "model")
+    """The tiny random BERT cross-encoder, re-initialised with larger weights (std 0.3 instead of 0.02).
+
+    At the default init its scores hardly depend on the input (they spread over ~1e-5), so "agrees within 1e-3"
+    would hold for any graph; with std 0.3 they spread over ~1, and the agreement tests mean something.
+    """
+    import torch
+    import transformers
+
+    folder = make_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce") / "model")
+    config = transformers.BertConfig.from_pretrained(folder)
+    config.initializer_range = 0.3
+    torch.manual_seed(0)
+    transformers.BertForSequenceClassification(config).save_pretrained(folder)
+    return folder
 
 
 @pytest.fixture(scope="session")
@@ -66,7 +81,8 @@ def test_export_writes_a_complete_folder(exported: Path) -> None:
     assert manifest["files"] == {"fp32": FP32_FILE, "int8": INT8_FILE}
     assert manifest["inputs"] == ["input_ids", "attention_mask", "token_type_ids"]
     assert manifest["optimization"]["kept"] is True
-    assert manifest["optimization"]["fused"]["Attention"] == 2  # both layers fused
+    assert manifest["graph"]["first_token_last_layer"] is True
+    assert manifest["optimization"]["fused"]["Attention"] >= 1  # the last layer's attention is pruned, not fused
     assert manifest["check"]["max_abs_diff_fp32"] < 1e-4
     assert not any(n.startswith(("raw", ".tmp")) for n in names)
 
@@ -87,33 +103,47 @@ def test_fp32_matches_torch_when_truncating(exported: Path, tiny_model: Path) ->
     np.testing.assert_allclose(onnx_ce.score(QUERIES[0], DOCS), torch_ce.score(QUERIES[0], DOCS), atol=1e-3)
 
 
-def test_int8_ranks_like_fp32(exported: Path) -> None:
-    """int8 noise on a random 2-layer model is small next to the spread of its scores over varied documents.
+def test_fp32_scores_spread_far_beyond_the_tolerance(exported: Path) -> None:
+    scores = np.array(OnnxReranker(exported).score(QUERIES[0], DOCS))
+    assert scores.max() - scores.min() > 0.1  # so the 1e-3 agreement above is a real check
 
-    The documents are 40 unrelated sentences, so the fp32 scores spread out; the assertion is on rank correlation
-    (a random tiny model has no "clear" winners to compare top-1 on). The MiniLM-shaped check is the slow test below.
+
+def test_int8_ranks_like_fp32(exported: Path) -> None:
+    """int8 keeps the ranking of 40 varied documents on the tiny model (Spearman; measured 0.93 at export time).
+
+    A random 2-layer model has no semantically "clear" winners, so the check is rank correlation, with margin; the
+    MiniLM-shaped check is the slow test below.
     """
-    docs = [f"document {i}: " + " ".join(DOCS[i % 4].split()[: 3 + i % 9]) + f" extra words {i * 7}" for i in range(40)]
+    from scipy.stats import spearmanr
+
+    docs = [f"document {i}: " + " ".join(str(DOCS[i % 4]).split()[: 3 + i % 9]) + f" extra words {i * 7}"
+            for i in range(40)]
     fp32 = np.array(OnnxReranker(exported).score(QUERIES[0], docs))
     int8 = np.array(OnnxReranker(exported, quantize="int8").score(QUERIES[0], docs))
-    assert np.corrcoef(np.argsort(np.argsort(fp32)), np.argsort(np.argsort(int8)))[0, 1] > 0.9
-    assert np.abs(fp32 - int8).max() < 0.25 * (fp32.max() - fp32.min())
+    assert spearmanr(fp32, int8).statistic > 0.8
+    assert fp32.argmax() in np.argsort(-int8)[:3]
 
 
 @pytest.mark.slow
 def test_int8_agrees_with_torch_on_minilm_shaped_model(tmp_path_factory: pytest.TempPathFactory) -> None:
-    """On the real MiniLM-L6 shape (untrained head): int8 keeps the ranking of 60 varied documents."""
+    """The real MiniLM-L6 shape (trained encoder, untrained head) on 60 SciFact abstracts: fp32 equals torch,
+    int8 keeps the ranking (Spearman; ~0.97 measured). The untrained head makes this harder than a trained one:
+    its scores spread little, so int8 noise weighs more."""
     from scipy.stats import spearmanr
 
     from rankwise.testing import make_minilm_shaped_cross_encoder
 
+    corpus = DATA / "scifact" / "corpus.jsonl"
+    if not corpus.is_file():
+        pytest.skip(f"no SciFact data at {corpus}")
+    with corpus.open() as f:
+        docs = [{"title": d["title"], "text": d["text"]} for d in map(json.loads, itertools.islice(f, 60))]
+    query = "Microstructural development of the white matter in newborn brains"
     folder = make_minilm_shaped_cross_encoder(tmp_path_factory.mktemp("minilm") / "model")
-    docs = [f"{DOCS[i % 5] if isinstance(DOCS[i % 5], str) else DOCS[i % 5]['text']} note {i}" * (1 + i % 4)
-            for i in range(60)]
-    torch_scores = rankwise.load(str(folder), backend="cross-encoder", device="cpu").score(QUERIES[0], docs)
+    torch_scores = rankwise.load(str(folder), backend="cross-encoder", device="cpu").score(query, docs)
     cache = tmp_path_factory.mktemp("minilm-cache")
-    fp32 = OnnxReranker(folder, cache_dir=cache).score(QUERIES[0], docs)
-    int8 = OnnxReranker(folder, quantize="int8", cache_dir=cache).score(QUERIES[0], docs)
+    fp32 = OnnxReranker(folder, cache_dir=cache).score(query, docs)
+    int8 = OnnxReranker(folder, quantize="int8", cache_dir=cache).score(query, docs)
     assert np.abs(np.array(fp32) - np.array(torch_scores)).max() < 1e-3
     assert spearmanr(torch_scores, int8).statistic > 0.9
 

@@ -9,15 +9,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.conftest_server import (  # noqa: F401 - fixtures
-    DOCS,
-    QUERIES,
-    WordOverlapReranker,
-    live_server,
-    sharp_cross_encoder,
-    tiny_ce,
-    tiny_ce_truncating,
-)
+from tests.server_support import DOCS, QUERIES, WordOverlapReranker, live_server
+
+pytest_plugins = ("tests.conftest_server",)  # its fixtures: tiny_ce, sharp_cross_encoder...
 
 cohere = pytest.importorskip("cohere")
 
@@ -27,8 +21,12 @@ LONG_DOC = " ".join(["pooling layers shrink feature maps"] * 80 + ["lstm memory 
 
 @pytest.fixture(scope="module")
 def server(tiny_ce):  # noqa: ANN001
-    with live_server({"tiny": tiny_ce, "overlap": WordOverlapReranker()}, max_documents=50,
-                     max_tokens_per_doc=1000, max_body_bytes=20_000) as s:
+    with live_server(
+        {"tiny": tiny_ce, "overlap": WordOverlapReranker()},
+        max_documents=50,
+        max_tokens_per_doc=1000,
+        max_body_bytes=20_000,
+    ) as s:
         yield s
 
 
@@ -61,8 +59,14 @@ def test_cohere_v2_sdk_long_document_is_chunked_like_the_library(server, tiny_ce
 def test_cohere_v1_sdk_objects_rank_fields_and_documents(server, tiny_ce):  # noqa: ANN001
     client = cohere.Client(api_key="x", base_url=server.url, max_retries=0)
     docs = [{"title": f"T{i}", "text": d, "url": f"u{i}"} for i, d in enumerate(DOCS)]
-    out = client.rerank(model="tiny", query=QUERIES[1], documents=docs, rank_fields=["title", "text"],
-                        return_documents=True, top_n=4)
+    out = client.rerank(
+        model="tiny",
+        query=QUERIES[1],
+        documents=docs,
+        rank_fields=["title", "text"],
+        return_documents=True,
+        top_n=4,
+    )
     direct = tiny_ce.score(QUERIES[1], [f"T{i}\n{d}" for i, d in enumerate(DOCS)])
     assert_matches(out.results, direct, n=4)
     for r in out.results:  # an object comes back whole
@@ -115,7 +119,9 @@ def test_default_model_when_none_named(server, tiny_ce):  # noqa: ANN001
 
 
 def test_second_model_without_score_groups(server):  # noqa: ANN001
-    r = httpx.post(server.url + "/v2/rerank", json={"model": "overlap", "query": "image edges", "documents": DOCS})
+    r = httpx.post(
+        server.url + "/v2/rerank", json={"model": "overlap", "query": "image edges", "documents": DOCS}
+    )
     assert r.status_code == 200
     assert_matches(r.json()["results"], WordOverlapReranker().score("image edges", DOCS))
 
@@ -129,7 +135,9 @@ def test_tei_shape_sigmoid_raw_and_text(server, tiny_ce):  # noqa: ANN001
     for x in out:
         assert x["text"] == DOCS[x["index"]]
         assert x["score"] == pytest.approx(1 / (1 + np.exp(-direct[x["index"]])), rel=1e-4, abs=1e-5)
-    raw = httpx.post(server.url + "/rerank", json={"query": QUERIES[3], "texts": DOCS, "raw_scores": True}).json()
+    raw = httpx.post(
+        server.url + "/rerank", json={"query": QUERIES[3], "texts": DOCS, "raw_scores": True}
+    ).json()
     assert all("text" not in x for x in raw)
     for x in raw:
         assert x["score"] == pytest.approx(direct[x["index"]], rel=1e-4, abs=1e-5)
@@ -138,9 +146,14 @@ def test_tei_shape_sigmoid_raw_and_text(server, tiny_ce):  # noqa: ANN001
 def test_tei_truncate_keeps_one_window(server, tiny_ce, tiny_ce_truncating):  # noqa: ANN001
     texts = [LONG_DOC, DOCS[0]]
     body = {"query": QUERIES[0], "texts": texts, "raw_scores": True}
-    cut = {x["index"]: x["score"] for x in httpx.post(server.url + "/rerank", json={**body, "truncate": True}).json()}
+    cut = {
+        x["index"]: x["score"]
+        for x in httpx.post(server.url + "/rerank", json={**body, "truncate": True}).json()
+    }
     whole = {x["index"]: x["score"] for x in httpx.post(server.url + "/rerank", json=body).json()}
-    np.testing.assert_allclose([cut[0], cut[1]], tiny_ce_truncating.score(QUERIES[0], texts), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        [cut[0], cut[1]], tiny_ce_truncating.score(QUERIES[0], texts), rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_allclose([whole[0], whole[1]], tiny_ce.score(QUERIES[0], texts), rtol=1e-4, atol=1e-5)
     assert abs(cut[0] - whole[0]) > 1e-3  # the test can tell the two apart
 
@@ -149,30 +162,40 @@ def test_tei_truncate_keeps_one_window(server, tiny_ce, tiny_ce_truncating):  # 
 def test_max_tokens_per_doc_cuts_per_request_only(server, tiny_ce):  # noqa: ANN001
     before = (tiny_ce.encoder.max_length, tiny_ce.encoder.overflow, tiny_ce.max_tokens)
     docs = [DOCS[0], LONG_DOC]
-    r = httpx.post(server.url + "/v2/rerank", json={"model": "tiny", "query": QUERIES[0], "documents": docs,
-                                                     "max_tokens_per_doc": 5})
+    r = httpx.post(
+        server.url + "/v2/rerank",
+        json={"model": "tiny", "query": QUERIES[0], "documents": docs, "max_tokens_per_doc": 5},
+    )
     out = r.json()
     # the first 5 WordPiece tokens of each
     first5 = ["LSTM networks use", "pooling layers shrink feature"]  # l ##st ##m; pool ##ing
     assert_matches(out["results"], tiny_ce.score(QUERIES[0], first5))
     assert out["meta"]["warnings"] == ["2 document(s) were cut to 5 tokens."]
     assert (tiny_ce.encoder.max_length, tiny_ce.encoder.overflow, tiny_ce.max_tokens) == before
-    again = httpx.post(server.url + "/v2/rerank", json={"model": "tiny", "query": QUERIES[0], "documents": docs})
+    again = httpx.post(
+        server.url + "/v2/rerank", json={"model": "tiny", "query": QUERIES[0], "documents": docs}
+    )
     assert_matches(again.json()["results"], tiny_ce.score(QUERIES[0], docs))
     assert "warnings" not in again.json()["meta"]
 
 
 def test_word_truncation_for_models_without_a_tokenizer(server):  # noqa: ANN001
     docs = ["image edges " + "x " * 10, "nothing here image edges"]
-    r = httpx.post(server.url + "/v2/rerank", json={"model": "overlap", "query": "image edges", "documents": docs,
-                                                     "max_tokens_per_doc": 2})
-    assert_matches(r.json()["results"], WordOverlapReranker().score("image edges", ["image edges", "nothing here"]))
+    r = httpx.post(
+        server.url + "/v2/rerank",
+        json={"model": "overlap", "query": "image edges", "documents": docs, "max_tokens_per_doc": 2},
+    )
+    assert_matches(
+        r.json()["results"], WordOverlapReranker().score("image edges", ["image edges", "nothing here"])
+    )
     assert r.json()["meta"]["warnings"] == ["2 document(s) were cut to 2 words."]
 
 
 # ---- limits and errors -------------------------------------------------------------------------------------------
 def post_raw(server, path: str, content: bytes, **headers: str) -> httpx.Response:  # noqa: ANN001
-    return httpx.post(server.url + path, content=content, headers={"content-type": "application/json", **headers})
+    return httpx.post(
+        server.url + path, content=content, headers={"content-type": "application/json", **headers}
+    )
 
 
 @pytest.mark.parametrize(
@@ -180,19 +203,50 @@ def post_raw(server, path: str, content: bytes, **headers: str) -> httpx.Respons
     [
         (b'{"query": "q", "documents": [', 400, "invalid_json", "not valid JSON"),
         (b'["q", "a"]', 400, "invalid_json", "JSON object"),
+        (b'{"query": "\xff\xfe", "documents": []}', 400, "invalid_json", "could not be read as JSON"),
         (b'{"documents": ["a"]}', 422, "invalid_type", "query: is required"),
         (b'{"query": 5, "documents": ["a"]}', 422, "invalid_type", "query: input should be a valid string"),
         (b'{"query": "q", "documents": "a"}', 422, "invalid_type", "documents: input should be a valid list"),
-        (b'{"query": "q", "documents": ["a", 7]}', 422, "invalid_type", "documents[1]: must be a string or an object"),
+        (
+            b'{"query": "q", "documents": ["a", 7]}',
+            422,
+            "invalid_type",
+            "documents[1]: must be a string or an object",
+        ),
         (b'{"query": "q", "documents": ["a"], "top_n": 0}', 422, "invalid_type", "top_n"),
         (b'{"query": "q", "documents": ["a"], "top_n": "x"}', 422, "invalid_type", "top_n"),
         (b'{"query": "", "documents": ["a"]}', 400, "invalid_request", "query is empty"),
         (b'{"model": "nope", "query": "q", "documents": ["a"]}', 404, "model_not_found", "'tiny', 'overlap'"),
-        (json.dumps({"query": "q", "documents": ["a"] * 51}).encode(), 400, "too_many_documents", "limit of 50"),
-        (b'{"query": "q", "documents": ["a"], "max_tokens_per_doc": 1001}', 400, "invalid_request", "limit of 1000"),
-        (b'{"query": "q", "documents": ["a"], "max_tokens_per_doc": 0}', 422, "invalid_type", "max_tokens_per_doc"),
-        (b'{"query": "q", "documents": [{"title": "t"}]}', 400, "invalid_request", "documents[0] has no 'text'"),
-        (b'{"query": "q", "documents": [{"a": "t"}], "rank_fields": ["b"]}', 400, "invalid_request", "rank_fields"),
+        (
+            json.dumps({"query": "q", "documents": ["a"] * 51}).encode(),
+            400,
+            "too_many_documents",
+            "limit of 50",
+        ),
+        (
+            b'{"query": "q", "documents": ["a"], "max_tokens_per_doc": 1001}',
+            400,
+            "invalid_request",
+            "limit of 1000",
+        ),
+        (
+            b'{"query": "q", "documents": ["a"], "max_tokens_per_doc": 0}',
+            422,
+            "invalid_type",
+            "max_tokens_per_doc",
+        ),
+        (
+            b'{"query": "q", "documents": [{"title": "t"}]}',
+            400,
+            "invalid_request",
+            "documents[0] has no 'text'",
+        ),
+        (
+            b'{"query": "q", "documents": [{"a": "t"}], "rank_fields": ["b"]}',
+            400,
+            "invalid_request",
+            "rank_fields",
+        ),
     ],
 )
 def test_bad_requests_get_clear_json_errors(server, body: bytes, status: int, kind: str, words: str):  # noqa: ANN001
@@ -233,7 +287,9 @@ def test_empty_documents_give_empty_results(server):  # noqa: ANN001
 
 
 def test_model_failure_is_a_clean_500_and_the_server_lives(server):  # noqa: ANN001
-    r = httpx.post(server.url + "/v2/rerank", json={"model": "overlap", "query": "explode", "documents": ["a"]})
+    r = httpx.post(
+        server.url + "/v2/rerank", json={"model": "overlap", "query": "explode", "documents": ["a"]}
+    )
     assert r.status_code == 500
     assert r.json()["error_type"] == "internal"
     assert "secret internal detail" not in r.text and "Traceback" not in r.text
@@ -256,7 +312,9 @@ def test_health_ready_models_docs(server):  # noqa: ANN001
     assert [m["id"] for m in models["data"]] == ["tiny", "overlap"] and models["default"] == "tiny"
     assert [m["batching"] for m in models["data"]] == [True, False]
     spec = httpx.get(server.url + "/openapi.json").json()
-    assert {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/ready", "/metrics", "/v1/models"} <= set(spec["paths"])
+    assert {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/ready", "/metrics", "/v1/models"} <= set(
+        spec["paths"]
+    )
     assert httpx.get(server.url + "/docs").status_code == 200
 
 
@@ -264,10 +322,19 @@ def test_metrics_count_requests_errors_and_batches(server):  # noqa: ANN001
     httpx.post(server.url + "/v2/rerank", json={"model": "tiny", "query": "q", "documents": DOCS})
     post_raw(server, "/v2/rerank", b"{")
     text = httpx.get(server.url + "/metrics").text
-    for name in ("rankwise_requests_total", "rankwise_request_duration_seconds_bucket", "rankwise_errors_total",
-                 "rankwise_batch_pairs_bucket", "rankwise_batch_requests_bucket", "rankwise_queue_pairs",
-                 "rankwise_queue_requests", "rankwise_pairs_scored_total", "rankwise_requests_in_flight",
-                 "rankwise_batch_duration_seconds_bucket", "rankwise_cancelled_requests_total"):
+    for name in (
+        "rankwise_requests_total",
+        "rankwise_request_duration_seconds_bucket",
+        "rankwise_errors_total",
+        "rankwise_batch_pairs_bucket",
+        "rankwise_batch_requests_bucket",
+        "rankwise_queue_pairs",
+        "rankwise_queue_requests",
+        "rankwise_pairs_scored_total",
+        "rankwise_requests_in_flight",
+        "rankwise_batch_duration_seconds_bucket",
+        "rankwise_cancelled_requests_total",
+    ):
         assert name in text, name
     assert server.metric("rankwise_requests_total", endpoint="/v2/rerank", status="200") >= 1
     assert server.metric("rankwise_errors_total", endpoint="/v2/rerank", type="invalid_json") >= 1
@@ -283,15 +350,20 @@ def test_api_keys(tiny_ce):  # noqa: ANN001
         bad = httpx.post(s.url + "/v2/rerank", json=body, headers={"Authorization": "Bearer nope"})
         assert bad.status_code == 401 and bad.json()["error_type"] == "unauthorized"
         assert bad.headers["www-authenticate"] == "Bearer"
-        ok = httpx.post(s.url + "/rerank", json={"query": "q", "texts": ["a"]},
-                        headers={"Authorization": "Bearer key-two"})
+        ok = httpx.post(
+            s.url + "/rerank",
+            json={"query": "q", "texts": ["a"]},
+            headers={"Authorization": "Bearer key-two"},
+        )
         assert ok.status_code == 200
         out = cohere.ClientV2(api_key="key-one", base_url=s.url, max_retries=0).rerank(
-            model="tiny", query=QUERIES[0], documents=DOCS)
+            model="tiny", query=QUERIES[0], documents=DOCS
+        )
         assert_matches(out.results, tiny_ce.score(QUERIES[0], DOCS))
         with pytest.raises(cohere.UnauthorizedError):
             cohere.ClientV2(api_key="wrong", base_url=s.url, max_retries=0).rerank(
-                model="tiny", query="q", documents=["a"])
+                model="tiny", query="q", documents=["a"]
+            )
         assert httpx.get(s.url + "/metrics").status_code == 401
         assert httpx.get(s.url + "/v1/models").status_code == 401
         assert httpx.get(s.url + "/metrics", headers={"Authorization": "Bearer key-one"}).status_code == 200
@@ -300,8 +372,11 @@ def test_api_keys(tiny_ce):  # noqa: ANN001
 
 
 def test_cors_is_off_by_default_and_configurable(server, tiny_ce):  # noqa: ANN001
-    preflight = {"Origin": "https://app.example", "Access-Control-Request-Method": "POST",
-                 "Access-Control-Request-Headers": "authorization,content-type"}
+    preflight = {
+        "Origin": "https://app.example",
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "authorization,content-type",
+    }
     r = httpx.options(server.url + "/v2/rerank", headers=preflight)
     assert "access-control-allow-origin" not in r.headers
     with live_server({"tiny": tiny_ce}, cors_origins=("https://app.example",), docs=False) as s:

@@ -17,15 +17,9 @@ import pytest
 
 from rankwise.server.batcher import OverloadedError, Scheduler
 from rankwise.server.metrics import ServerMetrics
-from tests.conftest_server import (  # noqa: F401 - fixtures
-    DOCS,
-    QUERIES,
-    GatedCrossEncoder,
-    WordOverlapReranker,
-    live_server,
-    sharp_cross_encoder,
-    tiny_ce,
-)
+from tests.server_support import DOCS, QUERIES, GatedCrossEncoder, WordOverlapReranker, live_server
+
+pytest_plugins = ("tests.conftest_server",)  # its fixtures: tiny_ce, sharp_cross_encoder...
 
 
 def request_set(n: int) -> list[tuple[str, list[str]]]:
@@ -64,7 +58,9 @@ def test_concurrent_requests_each_get_their_own_results(tiny_ce):  # noqa: ANN00
             answers = list(pool.map(call, requests))
         for (query, docs), body in zip(requests, answers):
             assert len(body["results"]) == len(docs)
-            np.testing.assert_allclose(scores_by_index(body), tiny_ce.score(query, docs), rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(
+                scores_by_index(body), tiny_ce.score(query, docs), rtol=1e-4, atol=1e-5
+            )
         assert s.metric("rankwise_pairs_scored_total", model="tiny") == sum(len(d) for _, d in requests)
 
 
@@ -73,11 +69,17 @@ def test_waiting_requests_share_one_model_call(gated):  # noqa: ANN001
     with live_server({"g": gated}, max_wait_ms=0) as s:
         gated.gate.clear()
         with ThreadPoolExecutor(5) as pool:
-            first = pool.submit(httpx.post, s.url + "/v2/rerank",
-                                json={"query": requests[0][0], "documents": requests[0][1]}, timeout=60)
+            first = pool.submit(
+                httpx.post,
+                s.url + "/v2/rerank",
+                json={"query": requests[0][0], "documents": requests[0][1]},
+                timeout=60,
+            )
             assert gated.entered.wait(30)  # the worker is inside the first model call
-            rest = [pool.submit(httpx.post, s.url + "/v2/rerank", json={"query": q, "documents": d}, timeout=60)
-                    for q, d in requests[1:]]
+            rest = [
+                pool.submit(httpx.post, s.url + "/v2/rerank", json={"query": q, "documents": d}, timeout=60)
+                for q, d in requests[1:]
+            ]
             s.wait_for(lambda: s.metric("rankwise_queue_requests", model="g") == 5, "4 requests queued")
             assert s.metric("rankwise_queue_pairs", model="g") == sum(len(d) for _, d in requests[1:])
             gated.gate.set()
@@ -103,14 +105,18 @@ def test_a_big_request_does_not_starve_a_small_one(gated):  # noqa: ANN001
             f_big = pool.submit(call, "big", QUERIES[0], big)
             assert gated.entered.wait(30)  # the big request's first slice is in the model
             f_small = pool.submit(call, "small", QUERIES[1], small)
-            s.wait_for(lambda: s.metric("rankwise_queue_requests", model="g") == 2, "the small request queued")
+            s.wait_for(
+                lambda: s.metric("rankwise_queue_requests", model="g") == 2, "the small request queued"
+            )
             gated.gate.set()
             big_body, small_body = f_big.result(), f_small.result()
     assert done_order == ["small", "big"]
     assert gated.calls[0] == [32]  # the big request alone: a full step of it
     # round robin: 8 of big, all 4 of small, then big's turns fill the step (its slices merged into one group)
     assert gated.calls[1] == [28, 4]
-    np.testing.assert_allclose(scores_by_index(small_body), gated.score(QUERIES[1], small), rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(
+        scores_by_index(small_body), gated.score(QUERIES[1], small), rtol=1e-4, atol=1e-5
+    )
     np.testing.assert_allclose(scores_by_index(big_body), gated.score(QUERIES[0], big), rtol=1e-4, atol=1e-5)
 
 
@@ -119,11 +125,15 @@ def test_a_client_that_disconnects_frees_its_work(gated):  # noqa: ANN001
     with live_server({"g": gated}, max_wait_ms=0) as s:
         gated.gate.clear()
         with ThreadPoolExecutor(2) as pool:
-            first = pool.submit(httpx.post, s.url + "/v2/rerank", json={"query": "q", "documents": DOCS}, timeout=60)
+            first = pool.submit(
+                httpx.post, s.url + "/v2/rerank", json={"query": "q", "documents": DOCS}, timeout=60
+            )
             assert gated.entered.wait(30)
             with pytest.raises(httpx.ReadTimeout):  # the client gives up and closes its connection
                 httpx.post(s.url + "/v2/rerank", json={"query": "bye", "documents": leaving}, timeout=1.0)
-            s.wait_for(lambda: s.metric("rankwise_cancelled_requests_total", model="g") == 1, "the cancellation")
+            s.wait_for(
+                lambda: s.metric("rankwise_cancelled_requests_total", model="g") == 1, "the cancellation"
+            )
             assert s.metric("rankwise_queue_pairs", model="g") == 0  # its 200 pairs left the queue
             gated.gate.set()
             assert first.result().status_code == 200
@@ -137,8 +147,9 @@ def test_graceful_shutdown_finishes_the_request_in_flight(gated):  # noqa: ANN00
     s = server.__enter__()
     gated.gate.clear()
     with ThreadPoolExecutor(1) as pool:
-        pending = pool.submit(httpx.post, s.url + "/v2/rerank", json={"query": QUERIES[0], "documents": DOCS},
-                              timeout=60)
+        pending = pool.submit(
+            httpx.post, s.url + "/v2/rerank", json={"query": QUERIES[0], "documents": DOCS}, timeout=60
+        )
         assert gated.entered.wait(30)
         s.server.should_exit = True  # what uvicorn's SIGTERM/SIGINT handler does
         s.wait_for(lambda: s.server.should_exit, "shutdown flag")
@@ -155,9 +166,14 @@ def test_batching_off_scores_one_request_per_call(tiny_ce):  # noqa: ANN001
     requests = request_set(6)
     with live_server({"tiny": tiny_ce}, batching=False) as s:
         with ThreadPoolExecutor(6) as pool:
-            answers = list(pool.map(
-                lambda item: httpx.post(s.url + "/v2/rerank", json={"query": item[0], "documents": item[1]},
-                                        timeout=60).json(), requests))
+            answers = list(
+                pool.map(
+                    lambda item: httpx.post(
+                        s.url + "/v2/rerank", json={"query": item[0], "documents": item[1]}, timeout=60
+                    ).json(),
+                    requests,
+                )
+            )
         assert s.metric("rankwise_batch_requests_count", model="tiny") == 6
         assert s.metric("rankwise_batch_requests_sum", model="tiny") == 6
         assert httpx.get(s.url + "/v1/models").json()["data"][0]["batching"] is False

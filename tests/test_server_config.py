@@ -15,19 +15,31 @@ import pytest
 
 from rankwise.errors import InvalidInputError
 from rankwise.server.config import ServerConfig, build_config, parse_model_spec, read_env
-from tests.conftest_server import DOCS, free_port
+from tests.server_support import DOCS, free_port
+
+pytest_plugins = ("tests.conftest_server",)  # its fixture sharp_cross_encoder
 
 
 @pytest.mark.parametrize(
     ("spec", "name", "source", "backend", "options"),
     [
         ("bm25", "bm25", "bm25", None, {}),
-        ("cross-encoder/ms-marco-MiniLM-L-6-v2", "cross-encoder/ms-marco-MiniLM-L-6-v2",
-         "cross-encoder/ms-marco-MiniLM-L-6-v2", None, {}),
+        (
+            "cross-encoder/ms-marco-MiniLM-L-6-v2",
+            "cross-encoder/ms-marco-MiniLM-L-6-v2",
+            "cross-encoder/ms-marco-MiniLM-L-6-v2",
+            None,
+            {},
+        ),
         ("minilm=./models/ce", "minilm", "./models/ce", None, {}),
         ("fast=./models/ce:onnx", "fast", "./models/ce", "onnx", {}),
-        ("./models/ce:cross-encoder?normalize=true&max_length=256&overflow=truncate", "./models/ce", "./models/ce",
-         "cross-encoder", {"normalize": True, "max_length": 256, "overflow": "truncate"}),
+        (
+            "./models/ce:cross-encoder?normalize=true&max_length=256&overflow=truncate",
+            "./models/ce",
+            "./models/ce",
+            "cross-encoder",
+            {"normalize": True, "max_length": 256, "overflow": "truncate"},
+        ),
         ("C:/models/ce", "C:/models/ce", "C:/models/ce", None, {}),  # a colon that names no backend stays
         ("a=b=c", "a", "b=c", None, {}),
         ("x/y=z", "x/y=z", "x/y=z", None, {}),  # '/' cannot be in a name: the whole thing is the source
@@ -36,7 +48,12 @@ from tests.conftest_server import DOCS, free_port
 )
 def test_parse_model_spec(spec: str, name: str, source: str, backend: str | None, options: dict) -> None:
     parsed = parse_model_spec(spec)
-    assert (parsed.name, parsed.source, parsed.backend, dict(parsed.options)) == (name, source, backend, options)
+    assert (parsed.name, parsed.source, parsed.backend, dict(parsed.options)) == (
+        name,
+        source,
+        backend,
+        options,
+    )
 
 
 @pytest.mark.parametrize("spec", ["", "  ", "name=", "m=./ce?novalue"])
@@ -59,13 +76,19 @@ def test_precedence_flags_over_env_over_file(tmp_path) -> None:  # noqa: ANN001
     assert config.max_documents == 10 and config.max_wait_ms == 2.5  # file
     assert config.host == "127.0.0.1"  # default (a None flag is "not given")
     (model,) = config.models
-    assert (model.name, model.source, model.backend, dict(model.options)) == ("ce", "./folder", "onnx",
-                                                                            {"normalize": True})
+    assert (model.name, model.source, model.backend, dict(model.options)) == (
+        "ce",
+        "./folder",
+        "onnx",
+        {"normalize": True},
+    )
 
 
 def test_config_file_from_env_json_and_models_as_specs(tmp_path) -> None:  # noqa: ANN001
     path = tmp_path / "server.json"
-    path.write_text(json.dumps({"models": ["a=./x:onnx", "bm25"], "default_model": "bm25", "cors_origins": ["*"]}))
+    path.write_text(
+        json.dumps({"models": ["a=./x:onnx", "bm25"], "default_model": "bm25", "cors_origins": ["*"]})
+    )
     config = build_config({}, environ={"RANKWISE_CONFIG": str(path), "RANKWISE_MODELS": ""})
     assert config.models == ()  # an empty variable clears the file's list
     config = build_config({}, environ={"RANKWISE_CONFIG": str(path)})
@@ -117,12 +140,26 @@ def test_cli_print_config(capsys, monkeypatch) -> None:  # noqa: ANN001
     from rankwise.cli import main
 
     monkeypatch.setenv("RANKWISE_API_KEYS", "secret-1,secret-2")
-    assert main(["serve", "--model", "m=./ce:onnx?normalize=true", "--port", "9100", "--no-batching",
-                 "--print-config"]) == 0
+    assert (
+        main(
+            [
+                "serve",
+                "--model",
+                "m=./ce:onnx?normalize=true",
+                "--port",
+                "9100",
+                "--no-batching",
+                "--print-config",
+            ]
+        )
+        == 0
+    )
     out = capsys.readouterr().out
     shown = json.loads(out)
     assert shown["port"] == 9100 and shown["batching"] is False and shown["api_keys"] == "2 key(s)"
-    assert shown["models"] == [{"name": "m", "source": "./ce", "backend": "onnx", "options": {"normalize": True}}]
+    assert shown["models"] == [
+        {"name": "m", "source": "./ce", "backend": "onnx", "options": {"normalize": True}}
+    ]
     assert "secret" not in out
 
 
@@ -137,9 +174,22 @@ def test_cli_serve_runs_answers_and_stops_on_sigterm(sharp_cross_encoder) -> Non
     port = free_port()
     env = {**os.environ, "RANKWISE_API_KEYS": "cli-key", "PYTHONUNBUFFERED": "1"}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "rankwise.cli", "serve", "--model", f"tiny={sharp_cross_encoder}", "--port", str(port),
-         "--log-level", "info"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+        [
+            sys.executable,
+            "-m",
+            "rankwise.cli",
+            "serve",
+            "--model",
+            f"tiny={sharp_cross_encoder}",
+            "--port",
+            str(port),
+            "--log-level",
+            "info",
+        ],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
     )
     url = f"http://127.0.0.1:{port}"
     try:
@@ -153,8 +203,11 @@ def test_cli_serve_runs_answers_and_stops_on_sigterm(sharp_cross_encoder) -> Non
             assert proc.poll() is None, proc.stdout.read()
             assert time.monotonic() < deadline, "server did not become ready"
             time.sleep(0.2)
-        r = httpx.post(url + "/v2/rerank", json={"model": "tiny", "query": "lstm", "documents": DOCS},
-                       headers={"Authorization": "Bearer cli-key"})
+        r = httpx.post(
+            url + "/v2/rerank",
+            json={"model": "tiny", "query": "lstm", "documents": DOCS},
+            headers={"Authorization": "Bearer cli-key"},
+        )
         assert r.status_code == 200 and len(r.json()["results"]) == len(DOCS)
         assert httpx.post(url + "/v2/rerank", json={"query": "q", "documents": ["a"]}).status_code == 401
     finally:
@@ -164,7 +217,3 @@ def test_cli_serve_runs_answers_and_stops_on_sigterm(sharp_cross_encoder) -> Non
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert "Application shutdown complete" in out and "Finished server process" in out
     assert "Traceback" not in out
-
-
-# make the session fixture importable here too
-from tests.conftest_server import sharp_cross_encoder  # noqa: E402, F401

@@ -106,6 +106,7 @@ def cached_onnx_folder(
     optimize: bool = True,
     cache_dir: str | Path | None = None,
     int8: Mapping[str, Any] | None = None,
+    first_token: bool = True,
     revision: str | None = None,
     trust_remote_code: bool = False,
 ) -> Path:
@@ -117,6 +118,8 @@ def cached_onnx_folder(
         optimize: fuse the graph (see :func:`rankwise.onnx_export.export_onnx`).
         cache_dir: cache root; default :func:`default_cache_dir`.
         int8: overrides of :data:`rankwise.onnx_export.INT8_OPTIONS`.
+        first_token: see :func:`rankwise.onnx_export.first_token_last_layer`.
+        revision, trust_remote_code: passed to transformers.
 
     Example:
         >>> cached_onnx_folder("./my-cross-encoder", quantize="int8")  # doctest: +SKIP
@@ -125,13 +128,14 @@ def cached_onnx_folder(
     check_quantize(quantize)
     local = Path(model).expanduser()
     fingerprint = folder_fingerprint(local) if local.is_dir() else hub_fingerprint(str(model), revision)
-    options = {"optimize": optimize, "quantize": quantize, "int8": int8_options(int8) if quantize else None}
+    options = {"optimize": optimize, "quantize": quantize, "first_token": first_token,
+               "int8": int8_options(int8) if quantize else None}
     return _cached(
         _slug(local.resolve().name if local.is_dir() else str(model)),
         cache_key(fingerprint, options),
         cache_dir,
-        lambda tmp: export_onnx(model, tmp, quantize=quantize, optimize=optimize, int8=int8, revision=revision,
-                                trust_remote_code=trust_remote_code),
+        lambda tmp: export_onnx(model, tmp, quantize=quantize, optimize=optimize, int8=int8, first_token=first_token,
+                                revision=revision, trust_remote_code=trust_remote_code),
     )
 
 

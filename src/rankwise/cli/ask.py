@@ -61,7 +61,8 @@ def make_generator(args: argparse.Namespace) -> Any:
     return Generator(None, **options)
 
 
-def print_sources(result: Any, out: Any = sys.stdout) -> None:
+def print_sources(result: Any, out: Any = None) -> None:
+    out = out or sys.stdout
     cited = {c.number for c in result.citations}
     print("\nSources:", file=out)
     for c in result.passages:

@@ -1,21 +1,25 @@
-"""``rankwise select``: rank LLM answers by criteria; optionally generate them (best-of-n) and write preference pairs.
+"""``rankwise select``: rank LLM answers by criteria; optionally generate them (best-of-n) and write
+preference pairs.
 
 Input: JSONL (or one JSON object / a JSON list), one record per prompt::
 
     {"prompt": "What is the capital of France?", "candidates": ["Lyon", "Paris"], "reference": "Paris"}
 
 ``candidates`` may be left out when ``--n N`` is given: N answers are then generated with ``--llm``.
-Output: one JSON line per record (``prompt``, ``reference``, ``weights``, ``ranking`` with per-criterion scores and
-reasons) to ``--output`` or stdout; ``--pairs FILE`` also writes chosen/rejected pairs (JSONL) for DPO.
+Output: one JSON line per record (``prompt``, ``reference``, ``weights``, ``ranking`` with per-criterion
+scores and reasons) to ``--output`` or stdout; ``--pairs FILE`` also writes chosen/rejected pairs (JSONL) for
+DPO.
 
 Example:
-    rankwise select answers.jsonl --criteria correctness,helpfulness --weights 2,1 --judge token-f1 --pairs pairs.jsonl
+    rankwise select answers.jsonl --criteria correctness,helpfulness --weights 2,1 --judge token-f1 --pairs
+    pairs.jsonl
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -29,21 +33,41 @@ HELP = "rank LLM answers by correctness/safety/helpfulness/instruction following
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("input", help="JSONL file of {prompt, candidates, reference?} records ('-' = stdin)")
     parser.add_argument("-o", "--output", help="write the rankings here (JSONL; default stdout)")
-    parser.add_argument("--criteria", default="correctness,helpfulness,safety,instruction_following",
-                        help="comma-separated criteria (default: all four built-ins)")
-    parser.add_argument("--weights", default=None,
-                        help="comma-separated weights, by position (2,1) or by name (correctness=2,safety=1)")
-    parser.add_argument("--judge", default="llm",
-                        help="'llm' (the --llm model), 'token-f1', a re-ranker preset (e.g. bm25), a .gguf path or "
-                             "an http(s) URL (default: llm)")
-    parser.add_argument("--llm", default=None,
-                        help="LLM for generation and the LLM judge: a .gguf path, an http(s) base URL or a model "
-                             "name on OPENAI_BASE_URL (default: the bundled SmolLM2-135M GGUF)")
-    parser.add_argument("--n", type=int, default=None, help="generate N answers for records without candidates")
-    parser.add_argument("--temperature", type=float, default=0.8, help="sampling temperature for --n (default 0.8)")
+    parser.add_argument(
+        "--criteria",
+        default="correctness,helpfulness,safety,instruction_following",
+        help="comma-separated criteria (default: all four built-ins)",
+    )
+    parser.add_argument(
+        "--weights",
+        default=None,
+        help="comma-separated weights, by position (2,1) or by name (correctness=2,safety=1)",
+    )
+    parser.add_argument(
+        "--judge",
+        default="llm",
+        help="'llm' (the --llm model), 'token-f1', a re-ranker preset (e.g. bm25), a .gguf path or "
+        "an http(s) URL (default: llm)",
+    )
+    parser.add_argument(
+        "--llm",
+        default=None,
+        help="LLM for generation and the LLM judge: a .gguf path, an http(s) base URL or a model "
+        "name on OPENAI_BASE_URL (default: the bundled SmolLM2-135M GGUF)",
+    )
+    parser.add_argument(
+        "--n", type=int, default=None, help="generate N answers for records without candidates"
+    )
+    parser.add_argument(
+        "--temperature", type=float, default=0.8, help="sampling temperature for --n (default 0.8)"
+    )
     parser.add_argument("--max-tokens", type=int, default=256, help="answer length for --n (default 256)")
-    parser.add_argument("--pairs", default=None, help="also write chosen/rejected preference pairs here (JSONL)")
-    parser.add_argument("--pair-strategy", default="best_vs_worst", choices=("best_vs_worst", "best_vs_rest", "all"))
+    parser.add_argument(
+        "--pairs", default=None, help="also write chosen/rejected preference pairs here (JSONL)"
+    )
+    parser.add_argument(
+        "--pair-strategy", default="best_vs_worst", choices=("best_vs_worst", "best_vs_rest", "all")
+    )
     parser.add_argument("--min-margin", type=float, default=0.0, help="skip pairs whose score gap is <= this")
 
 
@@ -78,10 +102,14 @@ def _weights(spec: str | None) -> dict[str, float] | list[float] | None:
             return {k.strip(): float(v) for k, v in (p.split("=", 1) for p in parts)}
         return [float(p) for p in parts]
     except ValueError as exc:
-        raise InvalidInputError(f"--weights {spec!r}: use numbers, e.g. '2,1' or 'correctness=2,safety=1'.") from exc
+        raise InvalidInputError(
+            f"--weights {spec!r}: use numbers, e.g. '2,1' or 'correctness=2,safety=1'."
+        ) from exc
 
 
 def run(args: argparse.Namespace) -> int:
+    # a command-line process owns its environment: keep llama.cpp's OpenMP threads from spinning (docs/llm.md)
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     from rankwise.selection import LLMJudge, as_judge, best_of_n, preference_pairs, select
 
     criteria = [c for c in args.criteria.split(",") if c.strip()]
@@ -97,17 +125,36 @@ def run(args: argparse.Namespace) -> int:
     try:
         for i, record in enumerate(_records(args.input)):
             if not isinstance(record, dict) or "prompt" not in record:
-                raise InvalidInputError(f"record {i} needs a 'prompt' (and 'candidates' or --n); got {str(record)[:80]!r}.")
+                raise InvalidInputError(
+                    f"record {i} needs a 'prompt' (and 'candidates' or --n); got {str(record)[:80]!r}."
+                )
             candidates = record.get("candidates")
             if candidates is None:
                 if not args.n:
-                    raise InvalidInputError(f"record {i} has no 'candidates'; add them or pass --n N to generate N.")
-                result = best_of_n(record["prompt"], client, args.n, criteria=criteria, weights=weights, judge=judge,
-                                   reference=record.get("reference"), temperature=args.temperature,
-                                   max_tokens=args.max_tokens, system=record.get("system"))
+                    raise InvalidInputError(
+                        f"record {i} has no 'candidates'; add them or pass --n N to generate N."
+                    )
+                result = best_of_n(
+                    record["prompt"],
+                    client,
+                    args.n,
+                    criteria=criteria,
+                    weights=weights,
+                    judge=judge,
+                    reference=record.get("reference"),
+                    temperature=args.temperature,
+                    max_tokens=args.max_tokens,
+                    system=record.get("system"),
+                )
             else:
-                result = select(record["prompt"], candidates, criteria, weights, judge=judge,
-                                reference=record.get("reference"))
+                result = select(
+                    record["prompt"],
+                    candidates,
+                    criteria,
+                    weights,
+                    judge=judge,
+                    reference=record.get("reference"),
+                )
             results.append(result)
             out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
             out.flush()

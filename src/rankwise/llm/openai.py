@@ -10,18 +10,20 @@ argument            environment variable    default
 ``model``           ``RANKWISE_LLM_MODEL``  the first model the server lists at ``/models``
 ==================  ======================  ===============================================
 
-A ``base_url`` without a path (``http://127.0.0.1:8000``) gets ``/v1`` appended; any other path is used as given.
+A ``base_url`` without a path (``http://127.0.0.1:8000``) gets ``/v1`` appended; any other path is used as
+given.
 
-Failures: connection errors, timeouts, HTTP 429 and 5xx are retried ``max_retries`` times with exponential backoff
-(``backoff * 2**attempt`` seconds, capped at ``max_backoff``; a server's ``Retry-After`` is honoured up to the cap),
-then raise :class:`~rankwise.llm.LLMError` naming the URL and the fix. A reply that is not a chat completion (invalid
-JSON, no ``choices``) raises :class:`~rankwise.llm.LLMResponseError` at once. Nothing waits longer than ``timeout``
-per attempt.
+Failures: connection errors, timeouts, HTTP 429 and 5xx are retried ``max_retries`` times with exponential
+backoff (``backoff * 2**attempt`` seconds, capped at ``max_backoff``; a server's ``Retry-After`` is honoured
+up to the cap), then raise :class:`~rankwise.llm.LLMError` naming the URL and the fix. A reply that is not a
+chat completion (invalid JSON, no ``choices``) raises :class:`~rankwise.llm.LLMResponseError` at once. Nothing
+waits longer than ``timeout`` per attempt.
 
 Example:
     >>> from rankwise.llm import OpenAIChatClient
     >>> client = OpenAIChatClient(model="smollm2", base_url="http://127.0.0.1:8080/v1")   # doctest: +SKIP
-    >>> client.chat([{"role": "user", "content": "Is the sky blue? yes or no"}], max_tokens=1, logprobs=5)  # doctest: +SKIP
+    >>> chat = [{"role": "user", "content": "Is the sky blue? yes or no"}]           # doctest: +SKIP
+    >>> client.chat(chat, max_tokens=1, logprobs=5).first_token_logprobs()           # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -70,20 +72,20 @@ class OpenAIChatClient(ChatClient):
     """Chat completions over HTTP from an OpenAI-compatible server.
 
     Args:
-        model: the model name sent with each request (env ``RANKWISE_LLM_MODEL``; else asked from ``/models``).
-        base_url: the API root, e.g. ``http://127.0.0.1:8000/v1`` (env ``OPENAI_BASE_URL``).
+        model: the model name sent with each request (env ``RANKWISE_LLM_MODEL``; else asked from
+        ``/models``). base_url: the API root, e.g. ``http://127.0.0.1:8000/v1`` (env ``OPENAI_BASE_URL``).
         api_key: sent as ``Authorization: Bearer ...`` (env ``OPENAI_API_KEY``); local servers need none.
-        timeout: seconds per attempt (connect, read and write each).
-        max_retries: extra attempts after the first on connection errors, timeouts, 429 and 5xx.
-        backoff: the first retry's delay in seconds; each next one doubles (capped at ``max_backoff``).
-        cache: a :class:`DiskCache` or a folder path; deterministic calls (temperature 0 or a ``seed``) are served
+        timeout: seconds per attempt (connect, read and write each). max_retries: extra attempts after the
+        first on connection errors, timeouts, 429 and 5xx. backoff: the first retry's delay in seconds; each
+        next one doubles (capped at ``max_backoff``). cache: a :class:`DiskCache` or a folder path;
+        deterministic calls (temperature 0 or a ``seed``) are served
             from it when present.
         concurrency: the most requests in flight in :meth:`batch` / :meth:`abatch`.
         max_backoff: the longest single wait between attempts.
         headers: extra HTTP headers (e.g. for a proxy).
 
-    Logprobs: ``chat(..., logprobs=N)`` sends ``"logprobs": true, "top_logprobs": N`` (N >= 1; llama.cpp's server
-    returns nothing with ``logprobs`` alone).
+    Logprobs: ``chat(..., logprobs=N)`` sends ``"logprobs": true, "top_logprobs": N`` (N >= 1; llama.cpp's
+    server returns nothing with ``logprobs`` alone).
     """
 
     def __init__(
@@ -122,7 +124,8 @@ class OpenAIChatClient(ChatClient):
         self._client: Any = None
         self._lock = threading.RLock()
 
-    # -- configuration ------------------------------------------------------------------------------------------
+    # -- configuration
+    # ------------------------------------------------------------------------------------------
     @property
     def model(self) -> str:  # type: ignore[override]
         """The model name; resolved once from the server's ``/models`` list when none was configured."""
@@ -141,7 +144,9 @@ class OpenAIChatClient(ChatClient):
             with self._lock:
                 if self._client is None:
                     limits = self._httpx.Limits(max_connections=max(self.concurrency, 1) * 2)
-                    self._client = self._httpx.Client(timeout=self.timeout, headers=self._headers, limits=limits)
+                    self._client = self._httpx.Client(
+                        timeout=self.timeout, headers=self._headers, limits=limits
+                    )
         return self._client
 
     def _discover_model(self) -> str:
@@ -156,13 +161,23 @@ class OpenAIChatClient(ChatClient):
                 "RANKWISE_LLM_MODEL."
             ) from exc
 
-    # -- requests -------------------------------------------------------------------------------------------------
+    # -- requests
+    # -------------------------------------------------------------------------------------------------
     def _payload(
-        self, messages: list[ChatMessage], max_tokens: int, temperature: float, logprobs: int | None,
-        stop: Sequence[str] | None, params: Mapping[str, Any], stream: bool = False,
+        self,
+        messages: list[ChatMessage],
+        max_tokens: int,
+        temperature: float,
+        logprobs: int | None,
+        stop: Sequence[str] | None,
+        params: Mapping[str, Any],
+        stream: bool = False,
     ) -> dict[str, Any]:
         payload: dict[str, Any] = {
-            "model": self.model, "messages": messages, "max_tokens": max_tokens, "temperature": float(temperature),
+            "model": self.model,
+            "messages": messages,
+            "max_tokens": max_tokens,
+            "temperature": float(temperature),
         }
         if stop:
             payload["stop"] = [stop] if isinstance(stop, str) else list(stop)
@@ -198,7 +213,9 @@ class OpenAIChatClient(ChatClient):
             403: "check api_key / OPENAI_API_KEY and the key's permissions",
             404: f"check base_url (it usually ends in /v1) and the model name {self._model!r}",
         }.get(response.status_code, "check the request parameters")
-        raise LLMError(f"LLM request to {url} was refused with HTTP {response.status_code}: {body!r}; {hint}.")
+        raise LLMError(
+            f"LLM request to {url} was refused with HTTP {response.status_code}: {body!r}; {hint}."
+        )
 
     def _request_with_retries(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
         httpx = self._httpx
@@ -254,17 +271,25 @@ class OpenAIChatClient(ChatClient):
             ) from exc
         return parse_chat_completion(data, url=self.url, default_model=self.model)
 
-    # -- public API -----------------------------------------------------------------------------------------------
+    # -- public API
+    # -----------------------------------------------------------------------------------------------
     def _prepare(
-        self, messages: Sequence[ChatMessage], max_tokens: int, temperature: float, logprobs: int | None,
-        stop: Sequence[str] | None, params: Mapping[str, Any],
+        self,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        temperature: float,
+        logprobs: int | None,
+        stop: Sequence[str] | None,
+        params: Mapping[str, Any],
     ) -> tuple[dict[str, Any], str | None]:
         msgs = check_messages(messages)
         check_generation(max_tokens, temperature, logprobs)
         payload = self._payload(msgs, max_tokens, temperature, logprobs, stop, params)
         key = None
         if self.cache is not None and cacheable(temperature, params):
-            key = self.cache.key(self.model, msgs, {k: v for k, v in payload.items() if k not in ("messages",)})
+            key = self.cache.key(
+                self.model, msgs, {k: v for k, v in payload.items() if k not in ("messages",)}
+            )
         return payload, key
 
     def chat(
@@ -305,8 +330,14 @@ class OpenAIChatClient(ChatClient):
         return self._httpx.AsyncClient(timeout=self.timeout, headers=self._headers, limits=limits)
 
     async def _achat_on(
-        self, client: Any, messages: Sequence[ChatMessage], max_tokens: int, temperature: float,
-        logprobs: int | None, stop: Sequence[str] | None, params: Mapping[str, Any],
+        self,
+        client: Any,
+        messages: Sequence[ChatMessage],
+        max_tokens: int,
+        temperature: float,
+        logprobs: int | None,
+        stop: Sequence[str] | None,
+        params: Mapping[str, Any],
     ) -> ChatResult:
         if self._model is None:  # discovery is a blocking call: keep it off the event loop
             await asyncio.to_thread(lambda: self.model)
@@ -396,7 +427,9 @@ class OpenAIChatClient(ChatClient):
             try:
                 chunk = json.loads(data)
             except ValueError as exc:
-                raise LLMResponseError(f"{self.url} streamed an event that is not JSON: {data[:120]!r}.") from exc
+                raise LLMResponseError(
+                    f"{self.url} streamed an event that is not JSON: {data[:120]!r}."
+                ) from exc
             delta = parse_stream_chunk(chunk, url=self.url)
             if delta:
                 yield delta

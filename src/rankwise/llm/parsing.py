@@ -1,7 +1,8 @@
 """Turn OpenAI-style JSON (chat completions, stream chunks, logprobs) into :class:`ChatResult` values.
 
-Shared by the HTTP client and the local llama.cpp client (llama-cpp-python returns the same shapes). Anything that is
-not a chat completion raises :class:`~rankwise.llm.LLMResponseError` naming the URL and what was missing.
+Shared by the HTTP client and the local llama.cpp client (llama-cpp-python returns the same shapes). Anything
+that is not a chat completion raises :class:`~rankwise.llm.LLMResponseError` naming the URL and what was
+missing.
 """
 
 from __future__ import annotations
@@ -19,8 +20,9 @@ def _preview(data: Any) -> str:
 
 
 def parse_logprobs(raw: Any) -> list[TokenLogprob] | None:
-    """Read logprobs in either the chat format (``{"content": [{token, logprob, top_logprobs: [...]}]}``) or the
-    completions format (``{"tokens", "token_logprobs", "top_logprobs": [{token: logprob}]}``). None if absent."""
+    """Read logprobs in the chat format (``{"content": [{token, logprob, top_logprobs: [...]}]}``) or the
+    completions format (``{"tokens", "token_logprobs", "top_logprobs": [{token: logprob}]}``); None if absent.
+    """
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
@@ -94,4 +96,6 @@ def parse_stream_chunk(chunk: Any, *, url: str) -> str:
             return choice["delta"].get("content") or ""
         return choice.get("text") or ""
     except (AttributeError, TypeError) as exc:
-        raise LLMResponseError(f"{url} streamed a chunk that is not a completion delta: {_preview(chunk)}.") from exc
+        raise LLMResponseError(
+            f"{url} streamed a chunk that is not a completion delta: {_preview(chunk)}."
+        ) from exc

@@ -1,9 +1,9 @@
 """Prompt templates as data: text files checked for their placeholders when they are loaded.
 
 A template file holds chat messages, each under a header line ``--- system ---``, ``--- user ---`` or
-``--- assistant ---``, and at most one ``--- item ---`` section that renders one list entry (a numbered passage) for
-the ``{passages}`` placeholder. Lines starting with ``#`` before the first header are comments. Placeholders are
-``{name}`` (``str.format``; write ``{{`` and ``}}`` for literal braces).
+``--- assistant ---``, and at most one ``--- item ---`` section that renders one list entry (a numbered
+passage) for the ``{passages}`` placeholder. Lines starting with ``#`` before the first header are comments.
+Placeholders are ``{name}`` (``str.format``; write ``{{`` and ``}}`` for literal braces).
 
 Each template has a *kind* that fixes which placeholders it must use and which it may use, so a typo such as
 ``{qeury}`` fails at load time, not halfway through a benchmark:
@@ -61,9 +61,13 @@ class PromptSpec:
 
 
 SPECS: dict[str, PromptSpec] = {
-    "listwise": PromptSpec(frozenset({"query", "passages"}), frozenset({"num"}), frozenset({"rank", "passage"})),
+    "listwise": PromptSpec(
+        frozenset({"query", "passages"}), frozenset({"num"}), frozenset({"rank", "passage"})
+    ),
     "pointwise": PromptSpec(frozenset({"query", "passage"}), frozenset({"title"})),
-    "judge": PromptSpec(frozenset({"prompt", "response"}), frozenset({"criterion", "description", "reference"})),
+    "judge": PromptSpec(
+        frozenset({"prompt", "response"}), frozenset({"criterion", "description", "reference"})
+    ),
     "judge_reference": PromptSpec(
         frozenset({"prompt", "response", "reference"}), frozenset({"criterion", "description"})
     ),
@@ -92,7 +96,9 @@ class PromptTemplate:
         _validate(self)
 
     @classmethod
-    def from_string(cls, text: str, kind: str, *, name: str = "custom", source: str = "<string>") -> PromptTemplate:
+    def from_string(
+        cls, text: str, kind: str, *, name: str = "custom", source: str = "<string>"
+    ) -> PromptTemplate:
         """Parse the file format described in the module docstring and validate it for ``kind``."""
         messages: list[tuple[str, str]] = []
         item: str | None = None
@@ -220,7 +226,9 @@ def load_prompt(prompt: str | os.PathLike[str] | PromptTemplate, kind: str | Non
     """
     if isinstance(prompt, PromptTemplate):
         if kind is not None and prompt.kind != kind:
-            raise InvalidInputError(f"prompt {prompt.name!r} is a {prompt.kind!r} template; expected {kind!r}.")
+            raise InvalidInputError(
+                f"prompt {prompt.name!r} is a {prompt.kind!r} template; expected {kind!r}."
+            )
         return prompt
     text_prompt = os.fspath(prompt)
     path = Path(text_prompt)
@@ -237,7 +245,9 @@ def load_prompt(prompt: str | os.PathLike[str] | PromptTemplate, kind: str | Non
             f"unknown prompt {text_prompt!r}; bundled prompts: {', '.join(bundled_prompts())}, or pass a .txt path."
         )
     return PromptTemplate.from_string(
-        resource.read_text(encoding="utf-8"), kind or _kind_for(text_prompt), name=text_prompt,
+        resource.read_text(encoding="utf-8"),
+        kind or _kind_for(text_prompt),
+        name=text_prompt,
         source=f"rankwise/prompts/{text_prompt}.txt",
     )
 

@@ -1,4 +1,5 @@
-"""Yes/no scoring from a model's next-token distribution: the shared core of the pointwise re-ranker and LLM judges.
+"""Yes/no scoring from a model's next-token distribution: the shared core of the pointwise re-ranker and LLM
+judges.
 
 Example:
     >>> from rankwise.llm.scoring import yes_probability

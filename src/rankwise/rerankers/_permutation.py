@@ -1,7 +1,7 @@
 """Read a listwise LLM's reply ("[3] > [1] > [2]") as a permutation, repairing whatever the model got wrong.
 
-The output is always a permutation of ``range(n)``: numbers out of range are ignored, repeats are dropped, and the
-numbers the model left out are appended in their previous order. Every repair is counted, never hidden.
+The output is always a permutation of ``range(n)``: numbers out of range are ignored, repeats are dropped, and
+the numbers the model left out are appended in their previous order. Every repair is counted, never hidden.
 
 Example:
     >>> from rankwise.rerankers._permutation import parse_permutation
@@ -16,6 +16,7 @@ import re
 from dataclasses import dataclass
 
 _BRACKETED = re.compile(r"\[\s*(\d+)\s*\]")
+_LIST_ITEM = re.compile(r"^\s*(?:passage\s*)?(\d+)\s*[.):]", re.IGNORECASE | re.MULTILINE)
 _NUMBER = re.compile(r"\d+")
 
 
@@ -42,12 +43,16 @@ class PermutationRepairs:
 
 
 def extract_numbers(reply: str) -> list[int]:
-    """The identifiers in a reply: the bracketed ones (``[3]``) when there are any, else every bare integer.
+    """The identifiers in a reply, from the most to the least explicit form that occurs in it:
 
-    Preferring brackets keeps numbers from echoed passage text ("[2] was founded in 1998") out of the ranking.
+    1. bracketed ids (``[3] > [1]``), the format the prompt asks for;
+    2. else numbered list items at line starts (``1. ...`` / ``2) ...`` / ``Passage 3: ...``);
+    3. else every bare integer (``3, 1, 2``).
+
+    Preferring explicit forms keeps numbers from echoed passage text ("[2] was founded in 1998") out of the
+    ranking.
     """
-    bracketed = _BRACKETED.findall(reply)
-    found = bracketed if bracketed else _NUMBER.findall(reply)
+    found = _BRACKETED.findall(reply) or _LIST_ITEM.findall(reply) or _NUMBER.findall(reply)
     out = []
     for s in found:
         s = s.lstrip("0") or "0"

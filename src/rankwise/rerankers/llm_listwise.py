@@ -1,17 +1,18 @@
 """Listwise LLM re-ranking (RankGPT): the model reads numbered passages and answers with their order.
 
-Any number of candidates is ranked with a sliding window moved from the back of the list to the front (default window
-20, step 10), so the best passages bubble up to the top. Each passage is cut to a token budget. The reply is parsed
-robustly (:mod:`rankwise.rerankers._permutation`): the result is always a permutation of the input, and every repair
-(duplicates, out-of-range numbers, missing passages, replies with no numbers) is counted in a :class:`ListwiseReport`.
+Any number of candidates is ranked with a sliding window moved from the back of the list to the front (default
+window 20, step 10), so the best passages bubble up to the top. Each passage is cut to a token budget. The
+reply is parsed robustly (:mod:`rankwise.rerankers._permutation`): the result is always a permutation of the
+input, and every repair (duplicates, out-of-range numbers, missing passages, replies with no numbers) is
+counted in a :class:`ListwiseReport`.
 
 Scores are positional: the document ranked first among ``n`` gets ``n``, the last gets ``1``.
 
 Example:
-    >>> from rankwise.rerankers.llm_listwise import ListwiseLLMReranker       # doctest: +SKIP
-    >>> reranker = ListwiseLLMReranker()             # bundled SmolLM2-135M via llama.cpp          # doctest: +SKIP
-    >>> results, report = reranker.rank_with_report("what is bm25", docs)                            # doctest: +SKIP
-    >>> report.calls, report.repair_rate                                                              # doctest: +SKIP
+    >>> from rankwise.rerankers.llm_listwise import ListwiseLLMReranker   # doctest: +SKIP
+    >>> reranker = ListwiseLLMReranker()          # bundled SmolLM2-135M     # doctest: +SKIP
+    >>> results, report = reranker.rank_with_report("what is bm25", docs)   # doctest: +SKIP
+    >>> report.calls, report.repair_rate                                     # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -24,8 +25,15 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rankwise._validation import DEFAULT_FIELDS, DocumentLike, check_fields, check_query, check_top_k, to_documents
-from rankwise._validation import document_text
+from rankwise._validation import (
+    DEFAULT_FIELDS,
+    DocumentLike,
+    check_fields,
+    check_query,
+    check_top_k,
+    document_text,
+    to_documents,
+)
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient, ChatMessage
 from rankwise.llm.factory import make_client
@@ -47,9 +55,9 @@ class ListwiseReport:
         calls: LLM calls that reached the model (cache hits excluded).
         prompt_tokens / completion_tokens: tokens as the backend counted them.
         duplicates / out_of_range / missing: numbers repaired, summed over windows.
-        repaired_windows: windows whose reply needed any repair; ``unparseable_windows``: replies with no number.
-        seconds: wall time.
-        replies: the raw replies, in the order the windows were ranked (empty in running totals).
+        repaired_windows: windows whose reply needed any repair; ``unparseable_windows``: replies with no
+        number. seconds: wall time. replies: the raw replies, in the order the windows were ranked (empty in
+        running totals).
     """
 
     queries: int = 0
@@ -71,7 +79,11 @@ class ListwiseReport:
         return self.repaired_windows / self.windows if self.windows else 0.0
 
     def __add__(self, other: ListwiseReport) -> ListwiseReport:
-        values = {f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self) if f.name != "replies"}
+        values = {
+            f.name: getattr(self, f.name) + getattr(other, f.name)
+            for f in fields(self)
+            if f.name != "replies"
+        }
         return ListwiseReport(**values)
 
     def to_dict(self) -> dict[str, Any]:
@@ -103,19 +115,23 @@ class ListwiseLLMReranker(Reranker):
     """Rank candidates with an LLM that reads them as a numbered list (RankGPT prompt, sliding windows).
 
     Args:
-        model: which LLM (see :func:`rankwise.llm.make_client`): None = the bundled SmolLM2-135M GGUF via llama.cpp,
+        model: which LLM (see :func:`rankwise.llm.make_client`): None = the bundled SmolLM2-135M GGUF via
+        llama.cpp,
             a ``.gguf`` path, an ``http(s)://`` base URL, an OpenAI-compatible model name, or a ChatClient.
         client: a ready :class:`~rankwise.llm.ChatClient` (instead of ``model``).
         name: the name put on results (default: the client's model).
         window: passages per LLM call (default 20).
-        step: how far the window moves toward the front each time (default 10; ``step < window`` so that passages
+        step: how far the window moves toward the front each time (default 10; ``step < window`` so that
+        passages
             can climb across windows).
-        max_passage_tokens: each passage is cut to about this many tokens (the model's tokenizer for local models).
-        prompt: a bundled template name, a path to a template file, or a :class:`~rankwise.llm.PromptTemplate`
+        max_passage_tokens: each passage is cut to about this many tokens (the model's tokenizer for local
+        models). prompt: a bundled template name, a path to a template file, or a
+        :class:`~rankwise.llm.PromptTemplate`
             of kind ``listwise``.
         fields: the document fields shown to the model (default title and text).
         max_reply_tokens: the reply budget per window; default ``6 * window_size + 16``.
-        client_options: passed to the client's constructor (``base_url``, ``api_key``, ``n_ctx``, ``cache``...).
+        client_options: passed to the client's constructor (``base_url``, ``api_key``, ``n_ctx``,
+        ``cache``...).
 
     ``rank``/``score`` keep the :class:`Reranker` interface; :meth:`rank_with_report` also returns the
     :class:`ListwiseReport`; :meth:`totals` sums every report since the instance was made (thread-safe).
@@ -135,7 +151,11 @@ class ListwiseLLMReranker(Reranker):
         max_reply_tokens: int | None = None,
         **client_options: Any,
     ) -> None:
-        for label, value, low in (("window", window, 2), ("step", step, 1), ("max_passage_tokens", max_passage_tokens, 1)):
+        for label, value, low in (
+            ("window", window, 2),
+            ("step", step, 1),
+            ("max_passage_tokens", max_passage_tokens, 1),
+        ):
             if isinstance(value, bool) or not isinstance(value, int) or value < low:
                 raise InvalidInputError(f"{label} must be an int >= {low}, got {value!r}.")
         if step >= window:
@@ -144,7 +164,9 @@ class ListwiseLLMReranker(Reranker):
                 "the default is window=20, step=10."
             )
         if max_reply_tokens is not None and (not isinstance(max_reply_tokens, int) or max_reply_tokens < 1):
-            raise InvalidInputError(f"max_reply_tokens must be an int >= 1 or None, got {max_reply_tokens!r}.")
+            raise InvalidInputError(
+                f"max_reply_tokens must be an int >= 1 or None, got {max_reply_tokens!r}."
+            )
         self.client = client if client is not None else make_client(model, **client_options)
         self.template = load_prompt(prompt, "listwise")
         self.window, self.step, self.max_passage_tokens = window, step, max_passage_tokens
@@ -154,17 +176,23 @@ class ListwiseLLMReranker(Reranker):
         self._totals = ListwiseReport()
         self._totals_lock = threading.Lock()
 
-    # -- prompt ---------------------------------------------------------------------------------------------------
+    # -- prompt
+    # ---------------------------------------------------------------------------------------------------
     def messages(self, query: str, documents: Sequence[Document]) -> list[ChatMessage]:
         """The chat for one window: ``documents`` numbered 1..n, each cut to ``max_passage_tokens``."""
         items = []
         for rank, doc in enumerate(documents, start=1):
             text = _SPACES.sub(" ", document_text(doc, self.fields)).strip()
-            items.append(self.template.render_item(rank=rank, passage=self.client.truncate(text, self.max_passage_tokens)))
+            items.append(
+                self.template.render_item(
+                    rank=rank, passage=self.client.truncate(text, self.max_passage_tokens)
+                )
+            )
         values = {"query": query, "passages": "\n".join(items), "num": len(documents)}
         return self.template.render(**{k: v for k, v in values.items() if k in self.template.placeholders})
 
-    # -- ranking --------------------------------------------------------------------------------------------------
+    # -- ranking
+    # --------------------------------------------------------------------------------------------------
     def _run(
         self, query: str, documents: list[Document], progress: ProgressCallback | None
     ) -> tuple[list[float], ListwiseReport]:
@@ -172,8 +200,20 @@ class ListwiseLLMReranker(Reranker):
         n = len(documents)
         order = list(range(n))
         starts = window_starts(n, self.window, self.step)
-        counts = dict.fromkeys(("windows", "calls", "prompt_tokens", "completion_tokens", "duplicates",
-                                "out_of_range", "missing", "repaired_windows", "unparseable_windows"), 0)
+        counts = dict.fromkeys(
+            (
+                "windows",
+                "calls",
+                "prompt_tokens",
+                "completion_tokens",
+                "duplicates",
+                "out_of_range",
+                "missing",
+                "repaired_windows",
+                "unparseable_windows",
+            ),
+            0,
+        )
         replies: list[str] = []
         for done, start in enumerate(starts, start=1):
             end = min(start + self.window, n)
@@ -181,7 +221,9 @@ class ListwiseLLMReranker(Reranker):
             if len(part) > 1:
                 reply_budget = self.max_reply_tokens or 6 * len(part) + 16
                 result = self.client.chat(
-                    self.messages(query, [documents[i] for i in part]), max_tokens=reply_budget, temperature=0.0
+                    self.messages(query, [documents[i] for i in part]),
+                    max_tokens=reply_budget,
+                    temperature=0.0,
                 )
                 perm, repairs = parse_permutation(result.text, len(part))
                 order[start:end] = [part[p] for p in perm]
@@ -200,7 +242,9 @@ class ListwiseLLMReranker(Reranker):
         scores = [0.0] * n
         for position, i in enumerate(order):
             scores[i] = float(n - position)
-        report = ListwiseReport(queries=1, seconds=time.perf_counter() - began, replies=tuple(replies), **counts)
+        report = ListwiseReport(
+            queries=1, seconds=time.perf_counter() - began, replies=tuple(replies), **counts
+        )
         with self._totals_lock:
             self._totals = self._totals + report
         return scores, report
@@ -231,5 +275,11 @@ class ListwiseLLMReranker(Reranker):
             return self._totals
 
     def config(self) -> Mapping[str, Any]:
-        return {"window": self.window, "step": self.step, "max_passage_tokens": self.max_passage_tokens,
-                "prompt": self.template.name, "fields": list(self.fields), "model": self.client.model}
+        return {
+            "window": self.window,
+            "step": self.step,
+            "max_passage_tokens": self.max_passage_tokens,
+            "prompt": self.template.name,
+            "fields": list(self.fields),
+            "model": self.client.model,
+        }

@@ -4,15 +4,18 @@ The score of a passage is ``P(yes) / (P(yes) + P(no))`` at the first reply token
 
 - local models (:class:`~rankwise.llm.LlamaCppChatClient`): exact, from the logits of the next token after the
   prompt, with no sampling (``next_token_logprobs``);
-- endpoints: from the ``top_logprobs`` of a one-token reply (``logprobs=N``); when the server gives no logprobs,
+- endpoints: from the ``top_logprobs`` of a one-token reply (``logprobs=N``); when the server gives no
+  logprobs,
   the reply's text (yes -> 1.0, no -> 0.0) is used and counted in the report;
 - when neither "yes" nor "no" shows up, the passage scores 0.5 and is counted as ``no_verdict``.
 
-Calls are batched: :meth:`ChatClient.batch` with the client's concurrency (HTTP), one by one for a local model.
+Calls are batched: :meth:`ChatClient.batch` with the client's concurrency (HTTP), one by one for a local
+model.
 
 Example:
     >>> from rankwise.rerankers.llm_pointwise import PointwiseLLMReranker      # doctest: +SKIP
-    >>> PointwiseLLMReranker().rank("what is bm25", ["BM25 is a ranking function.", "Cats purr."])  # doctest: +SKIP
+    >>> reranker = PointwiseLLMReranker()                                       # doctest: +SKIP
+    >>> reranker.rank("what is bm25", ["BM25 is a ranking function.", "Cats purr."])  # doctest: +SKIP
 """
 
 from __future__ import annotations
@@ -25,8 +28,15 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rankwise._validation import DEFAULT_FIELDS, DocumentLike, check_fields, check_query, check_top_k, to_documents
-from rankwise._validation import document_text
+from rankwise._validation import (
+    DEFAULT_FIELDS,
+    DocumentLike,
+    check_fields,
+    check_query,
+    check_top_k,
+    document_text,
+    to_documents,
+)
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient, ChatMessage
 from rankwise.llm.factory import make_client
@@ -65,7 +75,9 @@ class PointwiseReport:
     seconds: float = 0.0
 
     def __add__(self, other: PointwiseReport) -> PointwiseReport:
-        return PointwiseReport(**{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)})
+        return PointwiseReport(
+            **{f.name: getattr(self, f.name) + getattr(other, f.name) for f in fields(self)}
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -79,9 +91,8 @@ class PointwiseLLMReranker(Reranker):
         client: a ready :class:`~rankwise.llm.ChatClient` (instead of ``model``).
         name: the name put on results (default ``llm-pointwise:<model>``).
         prompt: a bundled template name, a template file path, or a ``pointwise`` :class:`PromptTemplate`.
-        fields: the document fields shown to the model.
-        max_passage_tokens: each passage is cut to about this many tokens.
-        top_logprobs: alternatives asked from an endpoint for the first reply token (default 20).
+        fields: the document fields shown to the model. max_passage_tokens: each passage is cut to about this
+        many tokens. top_logprobs: alternatives asked from an endpoint for the first reply token (default 20).
         concurrency: requests in flight for HTTP clients (default: the client's).
         client_options: passed to the client's constructor.
     """
@@ -99,7 +110,11 @@ class PointwiseLLMReranker(Reranker):
         concurrency: int | None = None,
         **client_options: Any,
     ) -> None:
-        if isinstance(max_passage_tokens, bool) or not isinstance(max_passage_tokens, int) or max_passage_tokens < 1:
+        if (
+            isinstance(max_passage_tokens, bool)
+            or not isinstance(max_passage_tokens, int)
+            or max_passage_tokens < 1
+        ):
             raise InvalidInputError(f"max_passage_tokens must be an int >= 1, got {max_passage_tokens!r}.")
         if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or top_logprobs < 1:
             raise InvalidInputError(f"top_logprobs must be an int >= 1, got {top_logprobs!r}.")
@@ -116,8 +131,11 @@ class PointwiseLLMReranker(Reranker):
     def messages(self, query: str, document: Document) -> list[ChatMessage]:
         """The chat that asks about one passage."""
         text = _SPACES.sub(" ", document_text(document, self.fields)).strip()
-        values = {"query": query, "passage": self.client.truncate(text, self.max_passage_tokens),
-                  "title": document.title or ""}
+        values = {
+            "query": query,
+            "passage": self.client.truncate(text, self.max_passage_tokens),
+            "title": document.title or "",
+        }
         return self.template.render(**{k: v for k, v in values.items() if k in self.template.placeholders})
 
     def _run(
@@ -125,8 +143,18 @@ class PointwiseLLMReranker(Reranker):
     ) -> tuple[list[float], PointwiseReport]:
         began = time.perf_counter()
         chats = [self.messages(query, d) for d in documents]
-        counts = dict.fromkeys(("calls", "prompt_tokens", "from_logits", "from_logprobs", "from_text",
-                                "no_verdict", "completion_tokens"), 0)
+        counts = dict.fromkeys(
+            (
+                "calls",
+                "prompt_tokens",
+                "from_logits",
+                "from_logprobs",
+                "from_text",
+                "no_verdict",
+                "completion_tokens",
+            ),
+            0,
+        )
         scores: list[float] = []
         if isinstance(self.client, NextTokenScorer):
             for done, chat in enumerate(chats, start=1):
@@ -151,7 +179,9 @@ class PointwiseLLMReranker(Reranker):
                 scores.append(NEUTRAL if p is None else p)
             if progress is not None:
                 progress(len(chats), len(chats))
-        report = PointwiseReport(queries=1, documents=len(documents), seconds=time.perf_counter() - began, **counts)
+        report = PointwiseReport(
+            queries=1, documents=len(documents), seconds=time.perf_counter() - began, **counts
+        )
         with self._totals_lock:
             self._totals = self._totals + report
         return scores, report

@@ -74,8 +74,8 @@ def read_corpus(path: str | os.PathLike[str], *, text_field: str = "text", title
 
 
 def prepare_documents(docs: Iterable[DocumentLike], *, existing_ids: Iterable[str] = (), start: int = 0) -> list[Document]:
-    """Coerce ``docs`` to :class:`Document` with unique string ids (a missing id becomes the next free number from
-    ``start``: its position in a fresh corpus).
+    """Coerce ``docs`` to :class:`Document` with unique string ids (a missing id becomes its position, counted from
+    ``start``, or the next free number when another document already has that id).
 
     Args:
         docs: strings, dicts or Documents.
@@ -92,7 +92,8 @@ def prepare_documents(docs: Iterable[DocumentLike], *, existing_ids: Iterable[st
     out: list[Document] = []
     counter = start
     for i, doc in enumerate(coerced):
-        if doc.id is None:  # the next free number, skipping ids already used here or in the index
+        if doc.id is None:  # its position, or the next free number when that id is used here or in the index
+            counter = max(counter, start + i)
             while str(counter) in taken or str(counter) in explicit or str(counter) in seen:
                 counter += 1
             doc_id = str(counter)

@@ -10,6 +10,8 @@ Adding passages embeds only the new ones and appends them to the FAISS index (no
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
@@ -56,6 +58,8 @@ class DenseIndex:
         model: the embedding model's name when ``embedder`` is None (None = bundled all-MiniLM-L6-v2).
         fields: passage fields that are embedded (title and text).
         query_prefix, document_prefix: instruction prefixes for models that need them (kept in the manifest).
+        query_cache_size: query vectors kept (LRU), so a query searched again (dense, then hybrid; a repeated
+            question) is not encoded twice; 0 disables it.
     """
 
     def __init__(
@@ -66,6 +70,7 @@ class DenseIndex:
         fields: Sequence[str] = DEFAULT_FIELDS,
         query_prefix: str = "",
         document_prefix: str = "",
+        query_cache_size: int = 1024,
     ) -> None:
         self._faiss = require("faiss", "retrieval", "The dense (FAISS) index")
         if embedder is not None and not isinstance(embedder, Embedder):
@@ -79,6 +84,9 @@ class DenseIndex:
         self.query_prefix, self.document_prefix = query_prefix, document_prefix
         self.dim: int | None = None
         self._index: Any = None
+        self.query_cache_size = query_cache_size
+        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._lock = threading.Lock()
 
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
@@ -143,8 +151,19 @@ class DenseIndex:
             )
 
     def embed_query(self, query: str) -> np.ndarray:
+        """The query's unit vector (from the query cache when it was embedded recently)."""
+        with self._lock:
+            cached = self._queries.get(query)
+            if cached is not None:
+                self._queries.move_to_end(query)
+                return cached
         vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32).reshape(-1)
         self._check_dim(len(vector))
+        if self.query_cache_size:
+            with self._lock:
+                self._queries[query] = vector
+                while len(self._queries) > self.query_cache_size:
+                    self._queries.popitem(last=False)
         return vector
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,6 +1,6 @@
-"""Response selection: rank an LLM's candidate answers by correctness, safety, helpfulness, instruction following or
-custom criteria, each scored by a judge (an LLM prompt or any rankwise re-ranker as a reward model); best-of-n
-generation; chosen/rejected preference pairs (JSONL) for DPO-style training.
+"""Response selection: rank an LLM's candidate answers by correctness, safety, helpfulness, instruction
+following or custom criteria, each scored by a judge (an LLM prompt or any rankwise re-ranker as a reward
+model); best-of-n generation; chosen/rejected preference pairs (JSONL) for DPO-style training.
 
 Example:
     >>> from rankwise.selection import select
@@ -33,7 +33,23 @@ from rankwise.selection.judges import (
 )
 
 __all__ = [
-    "AgreementJudge", "BUILTIN_CRITERIA", "Criterion", "CriterionScore", "DEFAULT_CRITERIA", "Judge", "LLMJudge",
-    "RerankerJudge", "SelectedCandidate", "SelectionResult", "TokenF1Judge", "Verdict", "as_judge", "best_of_n",
-    "criteria_from", "generate_candidates", "preference_pairs", "select", "token_f1",
+    "BUILTIN_CRITERIA",
+    "DEFAULT_CRITERIA",
+    "AgreementJudge",
+    "Criterion",
+    "CriterionScore",
+    "Judge",
+    "LLMJudge",
+    "RerankerJudge",
+    "SelectedCandidate",
+    "SelectionResult",
+    "TokenF1Judge",
+    "Verdict",
+    "as_judge",
+    "best_of_n",
+    "criteria_from",
+    "generate_candidates",
+    "preference_pairs",
+    "select",
+    "token_f1",
 ]

@@ -1,4 +1,5 @@
-"""Response selection: rank an LLM's candidate answers by weighted criteria; best-of-n; preference pairs for DPO.
+"""Response selection: rank an LLM's candidate answers by weighted criteria; best-of-n; preference pairs for
+DPO.
 
 Example:
     >>> import rankwise.selection as sel
@@ -45,16 +46,19 @@ def select(
 
     Args:
         prompt: the request the candidates answer.
-        candidates: the answers: strings, dicts with ``text`` or Documents (ids and metadata come back untouched).
-        criteria: names (``correctness``, ``safety``, ``helpfulness``, ``instruction_following``; hyphens work too)
+        candidates: the answers: strings, dicts with ``text`` or Documents (ids and metadata come back
+        untouched). criteria: names (``correctness``, ``safety``, ``helpfulness``, ``instruction_following``;
+        hyphens work too)
             or :class:`Criterion` objects (custom ones need a description).
         weights: by criterion name or by position; default each criterion's own weight (1.0).
-        judge: the default judge (see :func:`rankwise.selection.judges.as_judge`): a Judge, a Reranker (reward model),
-            a ChatClient, ``"llm"``, ``"token-f1"``, a GGUF path, a URL or a preset name. None = the bundled SmolLM2
-            LLM judge.
+        judge: the default judge (see :func:`rankwise.selection.judges.as_judge`): a Judge, a Reranker (reward
+        model),
+            a ChatClient, ``"llm"``, ``"token-f1"``, a GGUF path, a URL or a preset name. None = the bundled
+            SmolLM2 LLM judge.
         judges: a judge per criterion name, overriding ``judge``.
         reference: a reference answer; correctness is then judged against it. Without one, correctness is the
-            agreement among candidates (token F1, or the reward model's similarity when the judge is a re-ranker).
+            agreement among candidates (token F1, or the reward model's similarity when the judge is a
+            re-ranker).
 
     Returns:
         :class:`SelectionResult`, best first; ties keep input order.
@@ -83,9 +87,14 @@ def select(
                 j = AgreementJudge(j if isinstance(j, RerankerJudge) else None)
         verdicts = j.judge(criterion, prompt, texts, reference)
         if len(verdicts) != len(texts):
-            raise InvalidInputError(f"judge {j.name} returned {len(verdicts)} verdicts for {len(texts)} candidates.")
+            raise InvalidInputError(
+                f"judge {j.name} returned {len(verdicts)} verdicts for {len(texts)} candidates."
+            )
         per_criterion[criterion.name] = [CriterionScore(v.score, v.reason, j.name, v.raw) for v in verdicts]
-    totals = [sum(weight_map[name] * scores[i].score for name, scores in per_criterion.items()) for i in range(len(texts))]
+    totals = [
+        sum(weight_map[name] * scores[i].score for name, scores in per_criterion.items())
+        for i in range(len(texts))
+    ]
     order = sorted(range(len(texts)), key=lambda i: (-totals[i], i))
     ranked = tuple(
         SelectedCandidate(documents[i], i, rank, totals[i], {n: s[i] for n, s in per_criterion.items()})
@@ -108,13 +117,15 @@ def generate_candidates(
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise InvalidInputError(f"n must be an int >= 1, got {n!r}.")
     if isinstance(prompt, str):
-        messages: list[ChatMessage] = ([{"role": "system", "content": system}] if system else [])
+        messages: list[ChatMessage] = [{"role": "system", "content": system}] if system else []
         messages.append({"role": "user", "content": check_query(prompt)})
     else:
         messages = check_messages(prompt)
 
     def one(i: int) -> str:
-        return client.chat(messages, max_tokens=max_tokens, temperature=temperature, seed=seed + i).text.strip()
+        return client.chat(
+            messages, max_tokens=max_tokens, temperature=temperature, seed=seed + i
+        ).text.strip()
 
     with ThreadPoolExecutor(max_workers=max(1, min(client.concurrency, n))) as pool:
         return list(pool.map(one, range(n)))
@@ -137,8 +148,8 @@ def best_of_n(
 ) -> SelectionResult:
     """Generate ``n`` answers with ``llm`` and :func:`select` among them.
 
-    ``llm`` is anything :func:`rankwise.llm.make_client` takes (None = the bundled SmolLM2). The default judge is an
-    :class:`LLMJudge` on the same client.
+    ``llm`` is anything :func:`rankwise.llm.make_client` takes (None = the bundled SmolLM2). The default judge
+    is an :class:`LLMJudge` on the same client.
 
     Example:
         >>> from rankwise.selection import best_of_n                                    # doctest: +SKIP
@@ -152,8 +163,13 @@ def best_of_n(
         prompt, client, n, system=system, temperature=temperature, max_tokens=max_tokens, seed=seed
     )
     return select(
-        prompt, answers, criteria, weights, judge=judge if judge is not None else LLMJudge(client),
-        judges=judges, reference=reference,
+        prompt,
+        answers,
+        criteria,
+        weights,
+        judge=judge if judge is not None else LLMJudge(client),
+        judges=judges,
+        reference=reference,
     )
 
 
@@ -168,18 +184,20 @@ def preference_pairs(
     min_margin: float = 0.0,
     append: bool = False,
 ) -> list[dict[str, Any]]:
-    """Chosen/rejected pairs from selections, for DPO-style training (TRL's ``prompt``/``chosen``/``rejected``).
+    """Chosen/rejected pairs from selections, for DPO-style training (TRL's
+    ``prompt``/``chosen``/``rejected``).
 
     Args:
         results: one or many :class:`SelectionResult`.
         path: if given, the pairs are written there as JSONL (one pair a line, UTF-8).
-        strategy: ``best_vs_worst`` (one pair per prompt), ``best_vs_rest`` (best against each other candidate) or
+        strategy: ``best_vs_worst`` (one pair per prompt), ``best_vs_rest`` (best against each other
+        candidate) or
             ``all`` (every pair of ranks).
         min_margin: keep only pairs whose total-score difference is larger than this (ties never make a pair).
         append: add to ``path`` instead of overwriting it.
 
-    Each pair also carries ``score_chosen``, ``score_rejected``, ``margin`` and the per-criterion ``scores_chosen`` /
-    ``scores_rejected``.
+    Each pair also carries ``score_chosen``, ``score_rejected``, ``margin`` and the per-criterion
+    ``scores_chosen`` / ``scores_rejected``.
     """
     if strategy not in _STRATEGIES:
         raise InvalidInputError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}.")
@@ -200,11 +218,18 @@ def preference_pairs(
             margin = chosen.score - rejected.score
             if margin <= min_margin:
                 continue
-            pairs.append({
-                "prompt": result.prompt, "chosen": chosen.text, "rejected": rejected.text,
-                "score_chosen": chosen.score, "score_rejected": rejected.score, "margin": margin,
-                "scores_chosen": chosen.scores, "scores_rejected": rejected.scores,
-            })
+            pairs.append(
+                {
+                    "prompt": result.prompt,
+                    "chosen": chosen.text,
+                    "rejected": rejected.text,
+                    "score_chosen": chosen.score,
+                    "score_rejected": rejected.score,
+                    "margin": margin,
+                    "scores_chosen": chosen.scores,
+                    "scores_rejected": rejected.scores,
+                }
+            )
     if path is not None:
         target = Path(path)
         target.parent.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,8 @@
 
 Example:
     >>> from rankwise.selection import Criterion, criteria_from
-    >>> [c.name for c in criteria_from(["correctness", "instruction-following", Criterion("brevity", "Short.")])]
+    >>> names = ["correctness", "instruction-following", Criterion("brevity", "Short.")]
+    >>> [c.name for c in criteria_from(names)]
     ['correctness', 'instruction_following', 'brevity']
 """
 
@@ -56,7 +57,9 @@ class Criterion:
                 )
             object.__setattr__(self, "description", builtin)
         if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight) or self.weight < 0:
-            raise InvalidInputError(f"criterion {self.name!r}: weight must be a finite number >= 0, got {self.weight!r}.")
+            raise InvalidInputError(
+                f"criterion {self.name!r}: weight must be a finite number >= 0, got {self.weight!r}."
+            )
 
 
 CriterionLike = Union[str, Criterion]
@@ -87,7 +90,9 @@ def criteria_from(
         elif isinstance(c, Criterion):
             out.append(c)
         else:
-            raise InvalidInputError(f"a criterion must be a name or a Criterion, got {type(c).__name__} {c!r}.")
+            raise InvalidInputError(
+                f"a criterion must be a name or a Criterion, got {type(c).__name__} {c!r}."
+            )
     if not out:
         raise InvalidInputError("criteria is empty; pass at least one, e.g. criteria=['correctness'].")
     names = [c.name for c in out]
@@ -96,23 +101,30 @@ def criteria_from(
     return _apply_weights(out, weights)
 
 
-def _apply_weights(out: list[Criterion], weights: Mapping[str, float] | Sequence[float] | None) -> list[Criterion]:
+def _apply_weights(
+    out: list[Criterion], weights: Mapping[str, float] | Sequence[float] | None
+) -> list[Criterion]:
     if weights is None:
         return out
     if isinstance(weights, Mapping):
         by_name = {_canonical(k): v for k, v in weights.items()}
         unknown = sorted(set(by_name) - {c.name for c in out})
         if unknown:
-            raise InvalidInputError(f"weights name criteria that are not selected: {unknown}; criteria: "
-                                    f"{[c.name for c in out]}.")
+            raise InvalidInputError(
+                f"weights name criteria that are not selected: {unknown}; criteria: {[c.name for c in out]}."
+            )
     else:
         weights = list(weights)
         if len(weights) != len(out):
-            raise InvalidInputError(f"got {len(weights)} weights for {len(out)} criteria; give one per criterion.")
+            raise InvalidInputError(
+                f"got {len(weights)} weights for {len(out)} criteria; give one per criterion."
+            )
         by_name = {c.name: w for c, w in zip(out, weights)}
     result = [Criterion(c.name, c.description, float(by_name.get(c.name, c.weight)), c.judge) for c in out]
     if sum(c.weight for c in result) <= 0:
-        raise InvalidInputError(f"the weights sum to 0 ({[c.weight for c in result]}); give some criterion weight > 0.")
+        raise InvalidInputError(
+            f"the weights sum to 0 ({[c.weight for c in result]}); give some criterion weight > 0."
+        )
     return result
 
 
@@ -131,8 +143,8 @@ class CriterionScore:
 
 @dataclass(frozen=True)
 class SelectedCandidate:
-    """A candidate with its weighted total ``score``, its ``rank`` (1 = best), its input ``index`` and per-criterion
-    scores and reasons."""
+    """A candidate with its weighted total ``score``, its ``rank`` (1 = best), its input ``index`` and
+    per-criterion scores and reasons."""
 
     document: Document
     index: int
@@ -154,8 +166,12 @@ class SelectedCandidate:
 
     def to_dict(self) -> dict[str, Any]:
         return {
-            "rank": self.rank, "index": self.index, "score": self.score, "text": self.text,
-            "scores": self.scores, "reasons": self.reasons,
+            "rank": self.rank,
+            "index": self.index,
+            "score": self.score,
+            "text": self.text,
+            "scores": self.scores,
+            "reasons": self.reasons,
             **({"id": self.document.id} if self.document.id is not None else {}),
         }
 
@@ -188,8 +204,12 @@ class SelectionResult:
         return [c.to_dict() for c in self.candidates]
 
     def to_dict(self) -> dict[str, Any]:
-        return {"prompt": self.prompt, "reference": self.reference, "weights": dict(self.weights),
-                "ranking": self.to_dicts()}
+        return {
+            "prompt": self.prompt,
+            "reference": self.reference,
+            "weights": dict(self.weights),
+            "ranking": self.to_dicts(),
+        }
 
     def to_ranked_results(self, model: str | None = "rankwise.select") -> RankedResults:
         """The same ranking as :class:`~rankwise.types.RankedResults` (query = the prompt)."""

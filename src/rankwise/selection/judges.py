@@ -1,13 +1,16 @@
 """Judges score responses on one criterion, each score in [0, 1] with a reason.
 
-- :class:`LLMJudge`: asks a chat model "does the response meet <criterion>? yes/no, then why"; the score is P(yes) at
-  the first reply token (from logprobs), the reason is the reply. With a reference answer, correctness uses the
-  ``judge_reference`` prompt.
-- :class:`RerankerJudge`: any rankwise :class:`~rankwise.rerankers.base.Reranker` as a reward model; the query is the
-  reference answer for correctness (when given), else the prompt; scores are min-max normalised over the candidates
-  (``normalize="sigmoid"`` or ``"none"`` for other scales).
+- :class:`LLMJudge`: asks a chat model "does the response meet <criterion>? yes/no, then why"; the score is
+  P(yes) at
+  the first reply token (from logprobs), the reason is the reply. With a reference answer, correctness uses
+  the ``judge_reference`` prompt.
+- :class:`RerankerJudge`: any rankwise :class:`~rankwise.rerankers.base.Reranker` as a reward model; the query
+  is the
+  reference answer for correctness (when given), else the prompt; scores are min-max normalised over the
+  candidates (``normalize="sigmoid"`` or ``"none"`` for other scales).
 - :class:`TokenF1Judge`: no model: SQuAD-style token F1 against the reference answer.
-- :class:`AgreementJudge`: correctness without a reference: a response's mean similarity to the other responses
+- :class:`AgreementJudge`: correctness without a reference: a response's mean similarity to the other
+  responses
   (self-consistency), with a similarity from a Reranker or token F1.
 
 Example:
@@ -32,7 +35,7 @@ from typing import Any
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient
 from rankwise.llm.prompts import PromptTemplate, load_prompt
-from rankwise.llm.scoring import verdict_from_result
+from rankwise.llm.scoring import YES_NO_CANDIDATES, NextTokenScorer, verdict_from_result, yes_probability
 from rankwise.rerankers.base import Reranker
 from rankwise.selection.criteria import Criterion
 
@@ -97,17 +100,34 @@ class LLMJudge(Judge):
     def judge(
         self, criterion: Criterion, prompt: str, responses: Sequence[str], reference: str | None
     ) -> list[Verdict]:
-        template = self.reference_template if reference is not None and criterion.name == "correctness" else self.template
-        values = {"prompt": prompt, "criterion": criterion.name.replace("_", " "),
-                  "description": criterion.description, "reference": reference or ""}
+        template = (
+            self.reference_template
+            if reference is not None and criterion.name == "correctness"
+            else self.template
+        )
+        values = {
+            "prompt": prompt,
+            "criterion": criterion.name.replace("_", " "),
+            "description": criterion.description,
+            "reference": reference or "",
+        }
         used = {k: v for k, v in values.items() if k in template.placeholders and k != "response"}
         chats = [template.render(response=r, **used) for r in responses]
-        results = self.client.batch(
-            chats, max_tokens=self.max_reason_tokens, temperature=0.0, logprobs=self.top_logprobs
-        )
+        if isinstance(
+            self.client, NextTokenScorer
+        ):  # exact P(yes) from logits, then the reason as plain text
+            exact = [yes_probability(self.client.next_token_logprobs(c, YES_NO_CANDIDATES)[0]) for c in chats]
+            results = self.client.batch(chats, max_tokens=self.max_reason_tokens, temperature=0.0)
+            outcomes = [
+                (p, "logits") if p is not None else verdict_from_result(r) for p, r in zip(exact, results)
+            ]
+        else:
+            results = self.client.batch(
+                chats, max_tokens=self.max_reason_tokens, temperature=0.0, logprobs=self.top_logprobs
+            )
+            outcomes = [verdict_from_result(r) for r in results]
         verdicts = []
-        for result in results:
-            p, source = verdict_from_result(result)
+        for result, (p, source) in zip(results, outcomes):
             reason = " ".join(result.text.split())[:400]
             if p is None:
                 reason = f"no yes/no verdict in the reply (scored {NEUTRAL}): {reason!r}"
@@ -117,7 +137,8 @@ class LLMJudge(Judge):
         return verdicts
 
 
-# -- reward model ---------------------------------------------------------------------------------------------------
+# -- reward model
+# ---------------------------------------------------------------------------------------------------
 def normalize_scores(raw: Sequence[float], how: str) -> list[float]:
     """Map raw scores to [0, 1]: ``minmax`` over the set (all equal -> 0.5), ``sigmoid``, or ``none`` (clipped)."""
     if how == "minmax":
@@ -133,13 +154,14 @@ def normalize_scores(raw: Sequence[float], how: str) -> list[float]:
 class RerankerJudge(Judge):
     """Any rankwise re-ranker as a reward model.
 
-    The "query" is the reference answer for correctness when one is given, else ``query_template`` filled with the
-    prompt and the criterion's description (default: the prompt alone, which is what a relevance model understands).
+    The "query" is the reference answer for correctness when one is given, else ``query_template`` filled with
+    the prompt and the criterion's description (default: the prompt alone, which is what a relevance model
+    understands).
 
     Args:
         reranker: a :class:`~rankwise.rerankers.base.Reranker` or a name for :func:`rankwise.load`.
-        normalize: ``minmax`` (default), ``sigmoid`` (raw logits of a cross-encoder) or ``none`` (already in [0, 1]).
-        query_template: ``str.format`` template with ``{prompt}`` and optionally ``{description}``.
+        normalize: ``minmax`` (default), ``sigmoid`` (raw logits of a cross-encoder) or ``none`` (already in
+        [0, 1]). query_template: ``str.format`` template with ``{prompt}`` and optionally ``{description}``.
     """
 
     def __init__(
@@ -150,7 +172,9 @@ class RerankerJudge(Judge):
 
             reranker = load(reranker)
         if not isinstance(reranker, Reranker):
-            raise InvalidInputError(f"reranker must be a rankwise Reranker or a model name, got {reranker!r}.")
+            raise InvalidInputError(
+                f"reranker must be a rankwise Reranker or a model name, got {reranker!r}."
+            )
         normalize_scores([0.0], normalize)  # validate early
         self.reranker = reranker
         self.normalize = normalize
@@ -161,8 +185,10 @@ class RerankerJudge(Judge):
         self, criterion: Criterion, prompt: str, responses: Sequence[str], reference: str | None
     ) -> list[Verdict]:
         against_reference = reference is not None and criterion.name == "correctness"
-        query = reference if against_reference else self.query_template.format(
-            prompt=prompt, description=criterion.description
+        query = (
+            reference
+            if against_reference
+            else self.query_template.format(prompt=prompt, description=criterion.description)
         )
         raw = self.reranker.score(query, list(responses))
         scores = normalize_scores(raw, self.normalize)
@@ -170,7 +196,9 @@ class RerankerJudge(Judge):
         place = {i: r for r, i in enumerate(order, start=1)}
         what = "the reference answer" if against_reference else "the prompt"
         return [
-            Verdict(s, f"{self.reranker.name} scored {r:.4g} against {what} (rank {place[i]} of {len(raw)})", r)
+            Verdict(
+                s, f"{self.reranker.name} scored {r:.4g} against {what} (rank {place[i]} of {len(raw)})", r
+            )
             for i, (s, r) in enumerate(zip(scores, raw))
         ]
 
@@ -180,7 +208,8 @@ class RerankerJudge(Judge):
         return raw if self.normalize == "minmax" else normalize_scores(raw, self.normalize)
 
 
-# -- token overlap --------------------------------------------------------------------------------------------------
+# -- token overlap
+# --------------------------------------------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
@@ -228,7 +257,8 @@ class AgreementJudge(Judge):
     """Correctness with no reference: each response's mean similarity to the others (self-consistency).
 
     Args:
-        similarity: a :class:`RerankerJudge` (its re-ranker scores response pairs; min-max normalised at the end)
+        similarity: a :class:`RerankerJudge` (its re-ranker scores response pairs; min-max normalised at the
+        end)
             or None for token F1.
     """
 
@@ -245,10 +275,16 @@ class AgreementJudge(Judge):
         means = []
         for i, r in enumerate(responses):
             others = [o for j, o in enumerate(responses) if j != i]
-            sims = [token_f1(r, o) for o in others] if self.similarity is None else self.similarity.similarity(r, others)
+            sims = (
+                [token_f1(r, o) for o in others]
+                if self.similarity is None
+                else self.similarity.similarity(r, others)
+            )
             means.append(sum(sims) / len(sims))
-        scores = means if self.similarity is None or self.similarity.normalize != "minmax" else normalize_scores(
-            means, "minmax"
+        scores = (
+            means
+            if self.similarity is None or self.similarity.normalize != "minmax"
+            else normalize_scores(means, "minmax")
         )
         return [
             Verdict(s, f"mean agreement {m:.3f} with the other {n - 1} candidates ({self.name})", m)
@@ -282,4 +318,6 @@ def as_judge(judge: Any) -> Judge:
             f"unknown judge {text!r}: use 'llm', 'token-f1', a .gguf path, an http(s) URL of an OpenAI-compatible "
             f"server, or a re-ranker preset ({', '.join(sorted(presets()))})."
         )
-    raise InvalidInputError(f"judge must be a Judge, Reranker, ChatClient or name, got {type(judge).__name__}.")
+    raise InvalidInputError(
+        f"judge must be a Judge, Reranker, ChatClient or name, got {type(judge).__name__}."
+    )

@@ -24,7 +24,7 @@ _LAZY = {
     "serve": "rankwise.server.runner",
 }
 
-__all__ = sorted(_LAZY)
+__all__ = ["ModelSpec", "ServerConfig", "build_config", "create_app", "load_models", "parse_model_spec", "serve"]
 
 
 def __getattr__(name: str) -> Any:

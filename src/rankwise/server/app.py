@@ -37,20 +37,30 @@ Concurrent requests share model calls (dynamic batching). Errors are JSON: `{"me
 class ServingState:
     """The served models, their schedulers and truncators, and whether the app is ready."""
 
-    def __init__(self, rerankers: Mapping[str, Reranker], config: ServerConfig, metrics: ServerMetrics) -> None:
+    def __init__(
+        self, rerankers: Mapping[str, Reranker], config: ServerConfig, metrics: ServerMetrics
+    ) -> None:
         if not rerankers:
-            raise InvalidInputError("create_app needs at least one model, e.g. {'minilm': rankwise.load(...)}.")
+            raise InvalidInputError(
+                "create_app needs at least one model, e.g. {'minilm': rankwise.load(...)}."
+            )
         for name, model in rerankers.items():
             if not isinstance(model, Reranker):
-                raise InvalidInputError(f"model {name!r} is a {type(model).__name__}, not a rankwise Reranker.")
+                raise InvalidInputError(
+                    f"model {name!r} is a {type(model).__name__}, not a rankwise Reranker."
+                )
         self.models = dict(rerankers)
         self.config = config
         self.default = config.default_model or next(iter(self.models))
         if self.default not in self.models:
-            raise InvalidInputError(f"default_model {self.default!r} is not among the models {list(self.models)}.")
+            raise InvalidInputError(
+                f"default_model {self.default!r} is not among the models {list(self.models)}."
+            )
         self.schedulers = {
             name: Scheduler(
-                model, name, metrics,
+                model,
+                name,
+                metrics,
                 batching=config.batching,
                 max_batch_pairs=config.max_batch_pairs,
                 max_wait_ms=config.max_wait_ms,

@@ -14,7 +14,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from rankwise.server.errors import ApiError
 
-_bearer = HTTPBearer(auto_error=False, description="One of the server's API keys (none needed when it has none).")
+_bearer = HTTPBearer(
+    auto_error=False, description="One of the server's API keys (none needed when it has none)."
+)
 
 
 def api_key_dependency(keys: Sequence[str]) -> Callable[..., None]:
@@ -29,16 +31,19 @@ def api_key_dependency(keys: Sequence[str]) -> Callable[..., None]:
 
     def check(credentials: HTTPAuthorizationCredentials | None = Depends(_bearer)) -> None:
         if not encoded:
-            return None
+            return
         if credentials is None or credentials.scheme.lower() != "bearer":
-            raise ApiError(401, "missing API key: send 'Authorization: Bearer <key>'.", "unauthorized",
-                           {"WWW-Authenticate": "Bearer"})
+            raise ApiError(
+                401,
+                "missing API key: send 'Authorization: Bearer <key>'.",
+                "unauthorized",
+                {"WWW-Authenticate": "Bearer"},
+            )
         given = credentials.credentials.encode()
         ok = False
         for key in encoded:  # check every key, so timing says nothing about which one nearly matched
             ok |= hmac.compare_digest(given, key)
         if not ok:
             raise ApiError(401, "invalid API key.", "unauthorized", {"WWW-Authenticate": "Bearer"})
-        return None
 
     return check

@@ -240,7 +240,9 @@ class Scheduler:
             if self.splittable:
                 results = list(self.reranker.score_groups(groups))  # type: ignore[attr-defined]
             else:
-                results = [np.asarray(self.reranker.score(query, texts), dtype=np.float64) for query, texts in groups]
+                results = [
+                    np.asarray(self.reranker.score(query, texts), dtype=np.float64) for query, texts in groups
+                ]
         except Exception as exc:  # noqa: BLE001 - reported to each request of the step, the thread goes on
             logger.exception("model %r failed on a step of %d documents", self.name, pairs)
             for job, _, _ in step:
@@ -254,8 +256,9 @@ class Scheduler:
         for (job, start, end), scores in zip(step, results):
             scores = np.asarray(scores, dtype=np.float64)
             if scores.shape != (end - start,) or np.isnan(scores).any():
-                bad = RankwiseError(f"model {self.name!r} returned {scores.shape} scores (NaN?) for {end - start} "
-                                    "documents.")
+                bad = RankwiseError(
+                    f"model {self.name!r} returned {scores.shape} scores (NaN?) for {end - start} documents."
+                )
                 self._fail(job, bad)
                 continue
             job.scores[start:end] = scores
@@ -271,4 +274,3 @@ class Scheduler:
                 job.next = job.size
             self._update_gauges()
         job.loop.call_soon_threadsafe(_settle, job.future, None, error)
-

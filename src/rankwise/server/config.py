@@ -69,13 +69,17 @@ def parse_model_spec(spec: str) -> ModelSpec:
     from rankwise.registry import backends
 
     if not isinstance(spec, str) or not spec.strip():
-        raise InvalidInputError(f"a model spec must be a non-empty string like 'name=path:backend', got {spec!r}.")
+        raise InvalidInputError(
+            f"a model spec must be a non-empty string like 'name=path:backend', got {spec!r}."
+        )
     text, _, query = spec.strip().partition("?")
     options: dict[str, Any] = {}
     for part in filter(None, query.split("&")):
         key, eq, value = part.partition("=")
         if not eq or not key:
-            raise InvalidInputError(f"model spec {spec!r}: options after '?' must look like key=value&key=value.")
+            raise InvalidInputError(
+                f"model spec {spec!r}: options after '?' must look like key=value&key=value."
+            )
         options[unquote(key)] = _json_value(unquote(value))
     name = None
     head, eq, rest = text.partition("=")
@@ -86,7 +90,9 @@ def parse_model_spec(spec: str) -> ModelSpec:
     if colon and tail in backends():
         text, backend = base, tail
     if not text:
-        raise InvalidInputError(f"model spec {spec!r} has no model source; e.g. 'minilm=./model-folder:onnx'.")
+        raise InvalidInputError(
+            f"model spec {spec!r} has no model source; e.g. 'minilm=./model-folder:onnx'."
+        )
     return ModelSpec(name=name or text, source=text, backend=backend, options=MappingProxyType(options))
 
 
@@ -100,13 +106,17 @@ def _model_from_table(item: Any, where: str) -> ModelSpec:
         )
     unknown = set(item) - {"name", "source", "backend", "options"}
     if unknown:
-        raise InvalidInputError(f"{where}: unknown model keys {sorted(unknown)}; use name, source, backend, options.")
+        raise InvalidInputError(
+            f"{where}: unknown model keys {sorted(unknown)}; use name, source, backend, options."
+        )
     options = item.get("options") or {}
     if not isinstance(options, Mapping):
         raise InvalidInputError(f"{where}: 'options' must be a table, got {options!r}.")
     name = str(item.get("name") or item["source"])
     if not _NAME.match(name) and name != item["source"]:
-        raise InvalidInputError(f"{where}: model name {name!r} may only hold letters, digits, '.', '_' and '-'.")
+        raise InvalidInputError(
+            f"{where}: model name {name!r} may only hold letters, digits, '.', '_' and '-'."
+        )
     return ModelSpec(name, str(item["source"]), item.get("backend"), MappingProxyType(dict(options)))
 
 
@@ -140,8 +150,15 @@ class ServerConfig:
     log_level: str = "info"
 
     def __post_init__(self) -> None:
-        positive = ("port", "max_documents", "max_tokens_per_doc", "max_body_bytes", "max_batch_pairs",
-                    "chunk_pairs", "max_queue_pairs")
+        positive = (
+            "port",
+            "max_documents",
+            "max_tokens_per_doc",
+            "max_body_bytes",
+            "max_batch_pairs",
+            "chunk_pairs",
+            "max_queue_pairs",
+        )
         for name in positive:
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or value < 1:
@@ -153,7 +170,9 @@ class ServerConfig:
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
-            raise InvalidInputError(f"model names must be unique; {dupes} given twice. Name them: 'a=SOURCE'.")
+            raise InvalidInputError(
+                f"model names must be unique; {dupes} given twice. Name them: 'a=SOURCE'."
+            )
         if self.default_model is not None and names and self.default_model not in names:
             raise InvalidInputError(f"default_model {self.default_model!r} is not among the models {names}.")
 
@@ -181,7 +200,9 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             items = value.split(",") if isinstance(value, str) else value
             if isinstance(items, (str, Mapping)) or not isinstance(items, Sequence):
                 items = [items]
-            return tuple(_model_from_table(m, where) for m in items if not (isinstance(m, str) and not m.strip()))
+            return tuple(
+                _model_from_table(m, where) for m in items if not (isinstance(m, str) and not m.strip())
+            )
         if kind.startswith("tuple"):
             items = value.split(",") if isinstance(value, str) else list(value)
             return tuple(str(s).strip() for s in items if str(s).strip())
@@ -212,17 +233,20 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raw = path.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"cannot read config file {str(path)!r}: {exc}") from exc
-    try:
-        if path.suffix.lower() == ".json":
-            data = json.loads(raw)
-        else:
+    toml = None
+    if path.suffix.lower() != ".json":
+        try:
+            import tomllib as toml
+        except ModuleNotFoundError:  # Python 3.10
             try:
-                import tomllib
-            except ModuleNotFoundError:  # Python 3.10
-                from rankwise.errors import require
-
-                tomllib = require("tomli", "server", "Reading a TOML config file on Python 3.10")
-            data = tomllib.loads(raw.decode())
+                import tomli as toml
+            except ModuleNotFoundError:
+                raise InvalidInputError(
+                    f"config file {str(path)!r}: reading TOML needs Python 3.11+ or 'pip install tomli'; "
+                    "or write the settings as a .json file."
+                ) from None
+    try:
+        data = json.loads(raw) if toml is None else toml.loads(raw.decode())
     except Exception as exc:  # noqa: BLE001 - any parse error becomes one clear message
         raise InvalidInputError(f"config file {str(path)!r} does not parse: {exc}") from exc
     if not isinstance(data, dict):
@@ -244,7 +268,9 @@ def read_env(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
 def _checked(data: Mapping[str, Any], where: str) -> dict[str, Any]:
     unknown = sorted(set(data) - set(_FIELD_TYPES))
     if unknown:
-        raise InvalidInputError(f"{where}: unknown settings {unknown}; known: {', '.join(sorted(_FIELD_TYPES))}.")
+        raise InvalidInputError(
+            f"{where}: unknown settings {unknown}; known: {', '.join(sorted(_FIELD_TYPES))}."
+        )
     return {k: _coerce(k, v, where) for k, v in data.items()}
 
 

@@ -101,7 +101,7 @@ class Truncator:
                 if len(offsets) <= max_tokens:
                     continue
                 text = texts[i]
-                out[i] = text[offsets[-max_tokens][0]:] if left else text[: offsets[max_tokens - 1][1]]
+                out[i] = text[offsets[-max_tokens][0] :] if left else text[: offsets[max_tokens - 1][1]]
                 cut += 1
             return out, cut
         for i in long:
@@ -109,6 +109,6 @@ class Truncator:
             if len(words) <= max_tokens:
                 continue
             text = texts[i]
-            out[i] = text[words[-max_tokens].start():] if left else text[: words[max_tokens - 1].end()]
+            out[i] = text[words[-max_tokens].start() :] if left else text[: words[max_tokens - 1].end()]
             cut += 1
         return out, cut

@@ -26,7 +26,9 @@ logger = logging.getLogger(__name__)
 class ApiError(Exception):
     """An error with its HTTP status and a message written for the caller."""
 
-    def __init__(self, status: int, message: str, error_type: str = "invalid_request", headers: dict | None = None):
+    def __init__(
+        self, status: int, message: str, error_type: str = "invalid_request", headers: dict | None = None
+    ):
         super().__init__(message)
         self.status = status
         self.message = message
@@ -66,9 +68,17 @@ def validation_message(exc: RequestValidationError) -> tuple[int, str, str]:
     for e in errors:
         if e.get("type") == "json_invalid":
             detail = (e.get("ctx") or {}).get("error", "JSON decode error")
-            return 400, f"the request body is not valid JSON ({detail} at position {e['loc'][-1]}).", "invalid_json"
+            return (
+                400,
+                f"the request body is not valid JSON ({detail} at position {e['loc'][-1]}).",
+                "invalid_json",
+            )
     if any(tuple(e.get("loc", ())) == ("body",) for e in errors):
-        return 400, "the request body must be a JSON object (send Content-Type: application/json).", "invalid_json"
+        return (
+            400,
+            "the request body must be a JSON object (send Content-Type: application/json).",
+            "invalid_json",
+        )
     seen: dict[str, str] = {}
     for e in errors:
         loc = tuple(e.get("loc", ()))
@@ -113,6 +123,9 @@ def install_error_handlers(app: FastAPI) -> None:
         message = exc.detail if isinstance(exc.detail, str) else str(exc.detail)
         if exc.status_code == 404 and message == "Not Found":
             message = f"no route {request.method} {request.url.path}; see /docs for the API."
+        if exc.status_code == 400 and message == "There was an error parsing the body":  # e.g. not UTF-8
+            kinds[400] = "invalid_json"
+            message = "the request body could not be read as JSON (send UTF-8 JSON with Content-Type: application/json)."
         return error_response(
             exc.status_code, message, kinds.get(exc.status_code, "http_error"), exc.headers, request
         )

@@ -15,8 +15,18 @@ from __future__ import annotations
 from rankwise.errors import require
 
 KNOWN_ENDPOINTS = frozenset(
-    {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/ready", "/metrics", "/v1/models", "/docs", "/redoc",
-     "/openapi.json"}
+    {
+        "/v1/rerank",
+        "/v2/rerank",
+        "/rerank",
+        "/health",
+        "/ready",
+        "/metrics",
+        "/v1/models",
+        "/docs",
+        "/redoc",
+        "/openapi.json",
+    }
 )
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 _SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048)
@@ -38,30 +48,48 @@ class ServerMetrics:
         self.registry = prom.CollectorRegistry(auto_describe=True)
         r = self.registry
         self.requests = prom.Counter(
-            "rankwise_requests", "HTTP requests by endpoint and status code.", ["endpoint", "status"], registry=r
+            "rankwise_requests",
+            "HTTP requests by endpoint and status code.",
+            ["endpoint", "status"],
+            registry=r,
         )
         self.latency = prom.Histogram(
-            "rankwise_request_duration_seconds", "Time from request start to the last byte of the response.",
-            ["endpoint"], buckets=_LATENCY_BUCKETS, registry=r,
+            "rankwise_request_duration_seconds",
+            "Time from request start to the last byte of the response.",
+            ["endpoint"],
+            buckets=_LATENCY_BUCKETS,
+            registry=r,
         )
         self.errors = prom.Counter(
             "rankwise_errors", "Error responses by endpoint and error type.", ["endpoint", "type"], registry=r
         )
         self.in_flight = prom.Gauge("rankwise_requests_in_flight", "Requests being handled now.", registry=r)
         self.batch_pairs = prom.Histogram(
-            "rankwise_batch_pairs", "Documents scored in one model call (merged across requests).", ["model"],
-            buckets=_SIZE_BUCKETS, registry=r,
+            "rankwise_batch_pairs",
+            "Documents scored in one model call (merged across requests).",
+            ["model"],
+            buckets=_SIZE_BUCKETS,
+            registry=r,
         )
         self.batch_requests = prom.Histogram(
-            "rankwise_batch_requests", "Requests that shared one model call.", ["model"],
-            buckets=(1, 2, 4, 8, 16, 32, 64, 128), registry=r,
+            "rankwise_batch_requests",
+            "Requests that shared one model call.",
+            ["model"],
+            buckets=(1, 2, 4, 8, 16, 32, 64, 128),
+            registry=r,
         )
         self.batch_seconds = prom.Histogram(
-            "rankwise_batch_duration_seconds", "Time of one model call.", ["model"], buckets=_LATENCY_BUCKETS,
+            "rankwise_batch_duration_seconds",
+            "Time of one model call.",
+            ["model"],
+            buckets=_LATENCY_BUCKETS,
             registry=r,
         )
         self.queue_pairs = prom.Gauge(
-            "rankwise_queue_pairs", "Documents waiting for the model (not yet in a model call).", ["model"], registry=r
+            "rankwise_queue_pairs",
+            "Documents waiting for the model (not yet in a model call).",
+            ["model"],
+            registry=r,
         )
         self.queue_requests = prom.Gauge(
             "rankwise_queue_requests", "Requests waiting for or in the model.", ["model"], registry=r
@@ -70,7 +98,9 @@ class ServerMetrics:
             "rankwise_pairs_scored", "(query, document) pairs scored.", ["model"], registry=r
         )
         self.cancelled = prom.Counter(
-            "rankwise_cancelled_requests", "Requests whose client left before their work finished.", ["model"],
+            "rankwise_cancelled_requests",
+            "Requests whose client left before their work finished.",
+            ["model"],
             registry=r,
         )
 

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import json
 import time
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from starlette.exceptions import HTTPException
 
@@ -39,7 +40,9 @@ class BodyLimitMiddleware:
         length = dict(scope.get("headers") or []).get(b"content-length")
         if length is not None and length.isdigit() and int(length) > self.max_bytes:
             if self.metrics is not None:
-                self.metrics.errors.labels(self.metrics.endpoint_label(scope.get("path", "")), "payload_too_large").inc()
+                self.metrics.errors.labels(
+                    self.metrics.endpoint_label(scope.get("path", "")), "payload_too_large"
+                ).inc()
             await self._reject(send)
             return
         seen = 0
@@ -50,7 +53,9 @@ class BodyLimitMiddleware:
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
-                if seen > limit:  # FastAPI re-raises HTTPException from body reading as it is: a 413 JSON error
+                if (
+                    seen > limit
+                ):  # FastAPI re-raises HTTPException from body reading as it is: a 413 JSON error
                     raise HTTPException(413, _too_large(limit))
             return message
 
@@ -59,9 +64,17 @@ class BodyLimitMiddleware:
     async def _reject(self, send: Send) -> None:
         text = _too_large(self.max_bytes)
         body = json.dumps({"message": text, "error": text, "error_type": "payload_too_large"}).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()),
-                                (b"connection", b"close")]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"connection", b"close"),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
 
 

@@ -77,7 +77,13 @@ async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
 
 
 async def score_texts(
-    state: ServingState, request: Request, name: str, query: str, texts: list[str], max_tokens: int, *,
+    state: ServingState,
+    request: Request,
+    name: str,
+    query: str,
+    texts: list[str],
+    max_tokens: int,
+    *,
     left: bool = False,
 ) -> tuple[np.ndarray, int]:
     """Scores for ``texts`` (cut to ``max_tokens``) and how many texts were cut."""
@@ -85,12 +91,13 @@ async def score_texts(
     limit = state.config.max_documents
     if len(texts) > limit:
         raise ApiError(
-            400, f"{len(texts)} documents is over this server's limit of {limit} per request; split the request.",
+            400,
+            f"{len(texts)} documents is over this server's limit of {limit} per request; split the request.",
             "too_many_documents",
         )
     truncator = state.truncators[name]
     cut = 0
-    if truncator.needs_cut(texts, max_tokens):  # tokenizing long texts is real work: keep it off the event loop
+    if truncator.needs_cut(texts, max_tokens):  # tokenizing long texts is real work: off the event loop
         texts, cut = await asyncio.to_thread(truncator.cut, texts, max_tokens, left=left)
     scores = await until_disconnect(request, state.schedulers[name].score(query, texts))
     return scores, cut
@@ -105,66 +112,84 @@ def _returned_document(doc: str | dict[str, Any]) -> dict[str, Any]:
     return {"text": doc} if isinstance(doc, str) else doc
 
 
+async def cohere_rerank(
+    state: ServingState, body: RerankRequest, request: Request, version: str
+) -> RerankResponse:
+    """Cohere v1/v2 and Jina: pick the model, cut to ``max_tokens_per_doc``, score, keep ``top_n``."""
+    name = state.resolve(body.model)
+    cap = state.config.max_tokens_per_doc
+    if body.max_tokens_per_doc is not None and body.max_tokens_per_doc > cap:
+        raise ApiError(
+            400,
+            f"max_tokens_per_doc={body.max_tokens_per_doc} is over this server's limit of {cap}; "
+            f"send {cap} or less (or leave it out).",
+            "invalid_request",
+        )
+    max_tokens = body.max_tokens_per_doc or cap
+    texts = request_texts(body.documents, body.rank_fields)
+    scores, cut = await score_texts(state, request, name, body.query, texts, max_tokens)
+    results = [
+        RerankResult(
+            index=i,
+            relevance_score=float(scores[i]),
+            document=_returned_document(body.documents[i]) if body.return_documents else None,
+        )
+        for i in _order(scores, body.top_n)
+    ]
+    unit = state.truncators[name].unit
+    warnings = [f"{cut} document(s) were cut to {max_tokens} {unit}."] if cut else None
+    return RerankResponse(
+        id=str(uuid.uuid4()),
+        model=name,
+        results=results,
+        meta=Meta(api_version=ApiVersion(version=version), warnings=warnings),
+    )
+
+
+async def tei_rerank(state: ServingState, body: TEIRerankRequest, request: Request) -> list[TEIRerankResult]:
+    """TEI: every text, best first; a sigmoid unless ``raw_scores``; ``truncate`` keeps one window per text."""
+    name = state.resolve(body.model)
+    truncator = state.truncators[name]
+    max_tokens = state.config.max_tokens_per_doc
+    if body.truncate:
+        window = truncator.window(body.query) if body.query.strip() else None
+        max_tokens = min(max_tokens, window) if window else max_tokens
+    left = body.truncation_direction.lower() == "left"
+    scores, _ = await score_texts(state, request, name, body.query, list(body.texts), max_tokens, left=left)
+    if not body.raw_scores and not getattr(state.models[name], "normalize", False):
+        scores = 1.0 / (1.0 + np.exp(-scores))
+    return [
+        TEIRerankResult(index=i, score=float(scores[i]), text=body.texts[i] if body.return_text else None)
+        for i in _order(scores, None)
+    ]
+
+
 def build_router(state: ServingState, config: ServerConfig) -> APIRouter:
     """The re-rank routes (behind the API keys when the server has any)."""
-    router = APIRouter(dependencies=[Depends(api_key_dependency(config.all_api_keys()))], responses=ERRORS)
+    router = APIRouter(
+        dependencies=[Depends(api_key_dependency(config.all_api_keys()))], responses=ERRORS, tags=["rerank"]
+    )
+    shaped = {"response_model": RerankResponse, "response_model_exclude_none": True}
 
-    async def cohere(body: RerankRequest, request: Request, version: str) -> RerankResponse:
-        name = state.resolve(body.model)
-        cap = config.max_tokens_per_doc
-        if body.max_tokens_per_doc is not None and body.max_tokens_per_doc > cap:
-            raise ApiError(
-                400, f"max_tokens_per_doc={body.max_tokens_per_doc} is over this server's limit of {cap}; "
-                f"send {cap} or less (or leave it out).", "invalid_request",
-            )
-        max_tokens = body.max_tokens_per_doc or cap
-        texts = request_texts(body.documents, body.rank_fields)
-        scores, cut = await score_texts(state, request, name, body.query, texts, max_tokens)
-        results = [
-            RerankResult(
-                index=i,
-                relevance_score=float(scores[i]),
-                document=_returned_document(body.documents[i]) if body.return_documents else None,
-            )
-            for i in _order(scores, body.top_n)
-        ]
-        unit = state.truncators[name].unit
-        warnings = [f"{cut} document(s) were cut to {max_tokens} {unit}."] if cut else None
-        return RerankResponse(
-            id=str(uuid.uuid4()), model=name, results=results,
-            meta=Meta(api_version=ApiVersion(version=version), warnings=warnings),
-        )
-
-    @router.post("/v1/rerank", response_model=RerankResponse, response_model_exclude_none=True, tags=["rerank"],
-                 summary="Re-rank (Cohere v1 and Jina shape)")
+    @router.post("/v1/rerank", summary="Re-rank (Cohere v1 and Jina shape)", **shaped)
     async def rerank_v1(body: RerankRequest, request: Request) -> RerankResponse:
         """Cohere v1 / Jina: documents as strings or objects; ``rank_fields`` picks an object's fields."""
-        return await cohere(body, request, "1")
+        return await cohere_rerank(state, body, request, "1")
 
-    @router.post("/v2/rerank", response_model=RerankResponse, response_model_exclude_none=True, tags=["rerank"],
-                 summary="Re-rank (Cohere v2 shape)")
+    @router.post("/v2/rerank", summary="Re-rank (Cohere v2 shape)", **shaped)
     async def rerank_v2(body: RerankRequest, request: Request) -> RerankResponse:
         """Cohere v2: ``{model, query, documents, top_n, max_tokens_per_doc}``."""
-        return await cohere(body, request, "2")
+        return await cohere_rerank(state, body, request, "2")
 
-    @router.post("/rerank", response_model=list[TEIRerankResult], response_model_exclude_none=True,
-                 tags=["rerank"], summary="Re-rank (Hugging Face TEI shape)")
+    @router.post(
+        "/rerank",
+        summary="Re-rank (Hugging Face TEI shape)",
+        response_model=list[TEIRerankResult],
+        response_model_exclude_none=True,
+    )
     async def rerank_tei(body: TEIRerankRequest, request: Request) -> list[TEIRerankResult]:
-        """TEI: all texts, best first; a sigmoid unless ``raw_scores``; ``truncate`` keeps one window per text."""
-        name = state.resolve(body.model)
-        truncator = state.truncators[name]
-        max_tokens = config.max_tokens_per_doc
-        if body.truncate:
-            window = truncator.window(body.query) if body.query.strip() else None
-            max_tokens = min(max_tokens, window) if window else max_tokens
-        left = body.truncation_direction.lower() == "left"
-        scores, _ = await score_texts(state, request, name, body.query, list(body.texts), max_tokens, left=left)
-        if not body.raw_scores and not getattr(state.models[name], "normalize", False):
-            scores = 1.0 / (1.0 + np.exp(-scores))
-        return [
-            TEIRerankResult(index=i, score=float(scores[i]), text=body.texts[i] if body.return_text else None)
-            for i in _order(scores, None)
-        ]
+        """TEI: ``{query, texts, raw_scores, return_text, truncate}`` -> ``[{index, score, text?}]``."""
+        return await tei_rerank(state, body, request)
 
     return router
 

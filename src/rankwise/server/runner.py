@@ -39,8 +39,13 @@ def load_models(specs: Sequence[ModelSpec], *, warm_up: bool = True) -> dict[str
         if warm_up:  # the first call pays for lazy initialisation; do it before the server says it is ready
             model.score("warm up", ["warm up"])
         out[spec.name] = model
-        logger.info("model %r ready (%s, %s) in %.1f s", spec.name, spec.source, type(model).__name__,
-                    time.perf_counter() - began)
+        logger.info(
+            "model %r ready (%s, %s) in %.1f s",
+            spec.name,
+            spec.source,
+            type(model).__name__,
+            time.perf_counter() - began,
+        )
     return out
 
 
@@ -65,6 +70,10 @@ def build_server(config: ServerConfig, rerankers: Mapping[str, Reranker] | None 
 def serve(config: ServerConfig, rerankers: Mapping[str, Reranker] | None = None) -> None:
     """Load the models and serve until SIGINT/SIGTERM (blocking)."""
     server = build_server(config, rerankers)
-    logger.info("serving %s on http://%s:%d", ", ".join(repr(m.name) for m in config.models) or "given models",
-                config.host, config.port)
+    logger.info(
+        "serving %s on http://%s:%d",
+        ", ".join(repr(m.name) for m in config.models) or "given models",
+        config.host,
+        config.port,
+    )
     server.run()

@@ -9,11 +9,11 @@ official clients' newer options never break a call.
 
 from __future__ import annotations
 
-from typing import Any, Literal, Union
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictStr
 
-DocumentIn = Union[StrictStr, dict[str, Any]]
+DocumentIn = StrictStr | dict[str, Any]
 
 
 class RerankRequest(BaseModel):
@@ -26,21 +26,33 @@ class RerankRequest(BaseModel):
     model_config = ConfigDict(
         extra="ignore",
         json_schema_extra={
-            "examples": [{"model": "minilm", "query": "What is an LSTM?", "top_n": 2,
-                          "documents": ["LSTMs are recurrent networks with gates.", "CNNs see images."]}]
+            "examples": [
+                {
+                    "model": "minilm",
+                    "query": "What is an LSTM?",
+                    "top_n": 2,
+                    "documents": ["LSTMs are recurrent networks with gates.", "CNNs see images."],
+                }
+            ]
         },
     )
 
-    model: str | None = Field(None, description="Which served model ranks; default: the server's default model.")
+    model: str | None = Field(
+        None, description="Which served model ranks; default: the server's default model."
+    )
     query: str = Field(description="The search query (non-empty).")
-    documents: list[DocumentIn] = Field(description="Strings, or objects with 'text' (or the fields in rank_fields).")
+    documents: list[DocumentIn] = Field(
+        description="Strings, or objects with 'text' (or the fields in rank_fields)."
+    )
     top_n: int | None = Field(None, ge=1, description="Return only the best top_n results (all by default).")
     return_documents: bool = Field(False, description="Include each document in its result.")
     rank_fields: list[StrictStr] | None = Field(
         None, min_length=1, description="For object documents: the fields whose values are ranked, in order."
     )
     max_tokens_per_doc: int | None = Field(
-        None, ge=1, description="Cut each document to this many tokens (default and maximum: the server's limit)."
+        None,
+        ge=1,
+        description="Cut each document to this many tokens (default and maximum: the server's limit).",
     )
 
 
@@ -57,7 +69,8 @@ class RerankResult(BaseModel):
     index: int = Field(description="Position of the document in the request.")
     relevance_score: float = Field(description="The model's score (higher = more relevant).")
     document: dict[str, Any] | None = Field(
-        None, description="With return_documents: {'text': ...} for a string, the object itself for an object."
+        None,
+        description="With return_documents: {'text': ...} for a string, the object itself for an object.",
     )
 
 
@@ -73,15 +86,20 @@ class TEIRerankRequest(BaseModel):
 
     model_config = ConfigDict(
         extra="ignore",
-        json_schema_extra={"examples": [{"query": "What is an LSTM?", "texts": ["LSTMs gate memory.", "CNNs see."]}]},
+        json_schema_extra={
+            "examples": [{"query": "What is an LSTM?", "texts": ["LSTMs gate memory.", "CNNs see."]}]
+        },
     )
 
     query: str
     texts: list[StrictStr]
-    raw_scores: bool = Field(False, description="Raw model scores; otherwise a sigmoid is applied (TEI's default).")
+    raw_scores: bool = Field(
+        False, description="Raw model scores; otherwise a sigmoid is applied (TEI's default)."
+    )
     return_text: bool = False
     truncate: bool | None = Field(
-        None, description="Cut each text to what fits next to the query; otherwise long texts are scored by their "
+        None,
+        description="Cut each text to what fits next to the query; otherwise long texts are scored by their "
         "best passage (rankwise never rejects a long text).",
     )
     truncation_direction: Literal["Left", "Right", "left", "right"] = "Right"
