@@ -113,7 +113,7 @@ def build(config: str, folder: Path, device: str, threads: int) -> Callable:
 
 
 def timed_rounds(scorers: dict[str, Callable], groups: list[Group], sync: Callable[[], None]
-                 ) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
+                 ) -> tuple[dict[str, list[np.ndarray]], dict[str, float], dict[str, float]]:
     """Score every group with every scorer, interleaved (group by group, rotating the order).
 
     Other processes share these machines; interleaving spreads their load evenly over the configurations, so the
@@ -124,14 +124,16 @@ def timed_rounds(scorers: dict[str, Callable], groups: list[Group], sync: Callab
         scorers[name](groups[0][1], groups[0][2][:8])
     scores: dict[str, list[np.ndarray]] = {n: [] for n in names}
     seconds = dict.fromkeys(names, 0.0)
+    cpu = dict.fromkeys(names, 0.0)
     for i, (_, query, docs) in enumerate(groups):
         for name in names[i % len(names):] + names[: i % len(names)]:
             sync()
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             scores[name].append(scorers[name](query, docs))
             sync()
             seconds[name] += time.perf_counter() - start
-    return scores, seconds
+            cpu[name] += time.process_time() - cpu_start
+    return scores, seconds, cpu
 
 
 def count_passages(folder: Path, groups: list[Group]) -> int:
@@ -203,17 +205,21 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "throughput", "device": args.device, "pairs": n_pairs, "queries": len(groups),
         "dataset": "scifact test queries x BM25 top-100 (bm25s k1=0.9 b=0.4, stemmed, title+text)",
         "model": "ms-marco-MiniLM-L-6-v2-shaped cross-encoder (untrained head)", "max_length": 512,
-        "threads": threads, "load_before": os.getloadavg(), "machine": machine_info(args.device), "configs": {},
+        "threads": threads, "load_before": os.getloadavg(),
+        "timing": ("configs interleaved query by query (rotating order) in one process; seconds = wall clock, "
+                   "cpu_seconds = process CPU time (all threads) while that config ran"), "machine": machine_info(args.device), "configs": {},
     }
     scorers = {config: build(config, folder, args.device, threads) for config in configs}
-    scores, seconds = timed_rounds(scorers, groups, sync)
+    scores, seconds, cpu = timed_rounds(scorers, groups, sync)
     ref_rate = n_pairs / seconds["reference"]
     for config in configs:
         entry: dict[str, Any] = {"seconds": round(seconds[config], 3),
-                                 "pairs_per_s": round(n_pairs / seconds[config], 2)}
+                                 "pairs_per_s": round(n_pairs / seconds[config], 2),
+                                 "cpu_seconds": round(cpu[config], 3)}
         if config != "reference":
             entry["speedup_vs_reference"] = round(entry["pairs_per_s"] / ref_rate, 3)
-            entry.update({k: round(v, 5) for k, v in agreement(scores["reference"], scores[config]).items()})
+            entry["cpu_speedup_vs_reference"] = round(cpu["reference"] / cpu[config], 3)
+            entry.update({k: float(f"{v:.4g}") for k, v in agreement(scores["reference"], scores[config]).items()})
         if config.endswith("_chunk"):
             entry["passages"] = count_passages(folder, groups)
             entry["passages_per_s"] = round(entry["passages"] / seconds[config], 2)

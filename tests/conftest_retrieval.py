@@ -6,7 +6,7 @@ from __future__ import annotations
 import csv
 import json
 from collections.abc import Callable, Sequence
-from functools import lru_cache
+from functools import cache
 from pathlib import Path
 
 import pytest
@@ -23,13 +23,13 @@ def collection(name: str) -> Path:
     return folder
 
 
-@lru_cache(maxsize=None)
+@cache
 def queries(name: str) -> dict[str, str]:
     with (collection(name) / "queries.jsonl").open(encoding="utf-8") as f:
         return {str(o["_id"]): o["text"] for o in map(json.loads, f)}
 
 
-@lru_cache(maxsize=None)
+@cache
 def relevant(name: str) -> dict[str, frozenset[str]]:
     """query id -> ids of the documents judged relevant (grade > 0) in qrels/test.tsv."""
     out: dict[str, set[str]] = {}
@@ -62,13 +62,13 @@ def built_index(key: str, factory: Callable[[], object]) -> object:
     return _BUILT[key]
 
 
-def bm25_index(name: str):  # noqa: ANN201 - rankwise.retrieval.Index
+def bm25_index(name: str):
     from rankwise.retrieval import Index, read_corpus
 
     return built_index(f"bm25:{name}", lambda: Index.build(read_corpus(collection(name) / "corpus.jsonl"), dense=False))
 
 
-def hybrid_index(name: str, embedder):  # noqa: ANN001, ANN201
+def hybrid_index(name: str, embedder):
     from rankwise.retrieval import Index, read_corpus
 
     return built_index(

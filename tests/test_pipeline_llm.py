@@ -56,6 +56,7 @@ def test_ask_end_to_end_against_llama_cpp_server(server_url, tmp_path, capsys):
     assert "\nSources:\n" in out and "Timings: retrieve" in out
 
 
+@pytest.mark.slow
 def test_pipeline_with_the_openai_client(server_url):
     client = OpenAIChatClient(model="smollm2", base_url=server_url, timeout=120, max_retries=1)
     pipeline = Pipeline(bm25_index("medline"), None, Generator(client, max_tokens=60), top_n=3, context_tokens=500)
@@ -68,6 +69,7 @@ def test_pipeline_with_the_openai_client(server_url):
     assert tuple(again) == result.citations and tuple(bad) == result.invalid_citations
 
 
+@pytest.mark.slow
 def test_pipeline_with_the_local_gguf_default():
     require_smollm2()
     pipeline = Pipeline(bm25_index("adi"), None, Generator(max_tokens=40), top_n=2, context_tokens=400)

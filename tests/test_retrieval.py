@@ -3,6 +3,7 @@ checks, incremental add, and every error a user meets (missing folder, other ver
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 
@@ -106,7 +107,7 @@ def test_splitter_covers_every_word_and_merges_back(words, size, overlap_share):
     parts = PassageSplitter(max_words=size, overlap=overlap).split(Document(text, id="d"))
     assert all(len(p.text.split()) <= size for p in parts)
     assert parts[0].start == 0 and parts[-1].end == len(text)
-    for a, b in zip(parts, parts[1:]):
+    for a, b in itertools.pairwise(parts):
         shared = len(text[b.start:a.end].split()) if b.start < a.end else 0
         assert shared == overlap
     merged = merge_passages(list(reversed(parts))).text
@@ -160,7 +161,7 @@ def test_search_results_carry_passage_fields_and_stage_scores():
     index = bm25_index("adi")
     hits = index.search("information retrieval systems", top_k=5, mode="bm25")
     assert [h.rank for h in hits] == [1, 2, 3, 4, 5]
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
     assert all(set(h.scores) == {"bm25"} and h.passage.id.startswith(h.passage.doc_id + "#") for h in hits)
     assert index.search("the of and", top_k=3, mode="bm25")[0].score == 0.0  # stop words only: no evidence
     with pytest.raises(InvalidInputError, match="dense index"):

@@ -3,6 +3,7 @@ recall on the qrels, save/load, the embedding-model and dimension checks, and ad
 
 from __future__ import annotations
 
+import itertools
 import sys
 
 import numpy as np
@@ -31,7 +32,7 @@ def test_dense_and_hybrid_recall_on_adi(adi):
 def test_hybrid_hits_carry_every_stage_score(adi):
     hits = adi.search(queries("adi")["3"], top_k=5)
     assert all(set(h.scores) == {"bm25", "dense", "hybrid"} and h.score == h.scores["hybrid"] for h in hits)
-    assert all(a.score >= b.score for a, b in zip(hits, hits[1:]))
+    assert all(a.score >= b.score for a, b in itertools.pairwise(hits))
     dense_only = {h.passage.id: h.score for h in adi.search(queries("adi")["3"], 100, mode="dense")}
     for h in hits:  # the dense score reported for a fused hit is its real cosine
         assert h.scores["dense"] == pytest.approx(dense_only[h.passage.id], abs=1e-5)
@@ -137,3 +138,23 @@ def test_dense_and_hybrid_recall_on_medline(bi_encoder):
     hybrid = mean_recall(lambda q: index.search(q, 300, candidates=300), "medline", 100)
     assert dense > 0.5 and hybrid > 0.65
     assert hybrid >= min(bm25, dense)
+
+
+def test_stored_vector_reranker_gives_the_bi_encoders_scores_without_embedding(adi, bi_encoder):
+    from rankwise.cli.search import build_reranker
+    from rankwise.rerankers.fusion import FusionReranker
+    from rankwise.rerankers.lexical import BM25Reranker
+    from rankwise.retrieval import StoredVectorReranker
+    from rankwise.types import Document
+
+    q = queries("adi")["2"]
+    docs = [h.passage.to_document() for h in adi.search(q, 20)]
+    docs.append(Document("a candidate that is not in the index about indexing", id="outside"))
+    stored = StoredVectorReranker(adi)
+    np.testing.assert_allclose(stored.score(q, docs), bi_encoder.score(q, docs), atol=1e-4)
+    fused = build_reranker("default", adi)
+    assert any(isinstance(m, StoredVectorReranker) for m in fused.rerankers)
+    reference = FusionReranker([BM25Reranker(), bi_encoder], method="zscore")
+    np.testing.assert_allclose(fused.score(q, docs), reference.score(q, docs), atol=1e-3)
+    assert isinstance(build_reranker("minilm-bi-encoder", adi), StoredVectorReranker)
+    assert build_reranker("none", adi) is None

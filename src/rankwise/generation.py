@@ -237,7 +237,7 @@ class Generator:
                 text, usage, finish = "".join(pieces), {}, None
         except RankwiseError:
             raise
-        except Exception as exc:  # noqa: BLE001 - a backend's own failure, reported with what to change
+        except Exception as exc:
             raise GenerationError(
                 f"the LLM ({self.model or type(self.client).__name__}) failed to answer: {type(exc).__name__}: {exc}. "
                 "If the prompt is too long for the model, lower the context budget (context_tokens / "

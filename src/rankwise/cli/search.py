@@ -28,27 +28,31 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def build_reranker(name: str, index: Any) -> Any:
-    """The re-ranker for ``--rerank NAME`` (None for ``none``); the "default" and bi-encoder presets reuse the index's
-    embedding model when it is the same one, instead of loading it twice."""
+    """The re-ranker for ``--rerank NAME`` (None for ``none``).
+
+    The ``default`` and ``minilm-bi-encoder`` presets, on an index embedded by the same bundled model, score with the
+    vectors the index already stores (:class:`~rankwise.retrieval.StoredVectorReranker`): same scores, no embedding.
+    """
     import rankwise
 
     if name.lower() in ("none", "off", ""):
         return None
     dense = getattr(index, "dense", None)
     if name in ("default", "minilm-bi-encoder") and dense is not None:
-        from rankwise.rerankers.bi_encoder import BiEncoderReranker
         from rankwise.retrieval.dense import BUNDLED_MODEL
+        from rankwise.retrieval.stored import StoredVectorReranker
 
-        if dense.model == BUNDLED_MODEL and isinstance(dense.embedder, BiEncoderReranker):
+        if dense.model == BUNDLED_MODEL:
             if name == "minilm-bi-encoder":
-                return dense.embedder
+                return StoredVectorReranker(index)
             from rankwise.registry import presets
             from rankwise.rerankers.fusion import build_fusion
 
             options = dict(presets()["default"].options)
-            members = [dense.embedder if m == "minilm-bi-encoder" else m for m in options.pop("members", ())]
-            if dense.embedder in members:
-                return build_fusion(members, **options)
+            members = list(options.pop("members", ()))
+            if "minilm-bi-encoder" in members:
+                stored = StoredVectorReranker(index)
+                return build_fusion([stored if m == "minilm-bi-encoder" else m for m in members], **options)
     return rankwise.load(name)
 
 

@@ -28,9 +28,11 @@ from rankwise.onnx_export import FP32_FILE, INT8_FILE, check_quantize, read_mani
 from rankwise.rerankers._cross_encoder_base import CrossEncoderEngine, relevance_logit
 from rankwise.tokenization import Overflow, load_fast_tokenizer
 
-# CPU defaults measured on the SciFact benchmark (docs/onnx.md): small length-sorted batches keep activations in cache.
-DEFAULT_BATCH_SIZE = 16
-DEFAULT_MAX_TOKENS = 8192
+# CPU defaults measured on the SciFact benchmark (docs/onnx.md): batches of ~2,048 tokens (4-5 abstracts) keep the
+# attention scores and activations in cache; GPUs (CUDA/TensorRT providers) want large batches.
+DEFAULT_BATCH_SIZE = 32
+CPU_MAX_TOKENS = 2048
+GPU_BATCH_SIZE = 256
 
 
 class OnnxReranker(CrossEncoderEngine):
@@ -47,10 +49,13 @@ class OnnxReranker(CrossEncoderEngine):
         optimize: fuse attention / LayerNorm / GELU when exporting (ignored for an already exported folder).
         file_name: run this ``.onnx`` file of the folder instead of choosing by ``quantize``.
         providers: onnxruntime execution providers (default ``["CPUExecutionProvider"]``).
-        spin: let idle onnxruntime threads spin (lower latency, but burns CPU other processes could use).
+        spin: let idle onnxruntime threads spin-wait (a little lower latency on an idle machine; on a shared one
+            it burns CPU that others need and was slower here, hence off by default).
         int8: overrides of :data:`rankwise.onnx_export.INT8_OPTIONS` when quantizing (advanced).
+        batch_size, max_tokens: most pairs and most tokens (pairs x padded length) per batch; default 32 pairs and
+            2,048 tokens on CPU (4-5 abstracts: cache-sized), 256 pairs on a GPU provider.
         See :class:`~rankwise.rerankers._cross_encoder_base.CrossEncoderEngine` for ``max_length``, ``overflow``,
-        ``stride``, ``batch_size``, ``max_tokens``, ``normalize`` and ``fields``.
+        ``stride``, ``normalize`` and ``fields``.
 
     Example:
         >>> import rankwise                                                         # doctest: +SKIP
@@ -67,7 +72,7 @@ class OnnxReranker(CrossEncoderEngine):
         max_length: int | None = None,
         overflow: Overflow = "chunk",
         stride: int | None = None,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
         max_tokens: int | None = None,
         normalize: bool = False,
         fields: Sequence[str] = DEFAULT_FIELDS,
@@ -75,7 +80,7 @@ class OnnxReranker(CrossEncoderEngine):
         optimize: bool = True,
         file_name: str | None = None,
         providers: Sequence[str] | None = None,
-        spin: bool = True,
+        spin: bool = False,
         int8: Mapping[str, Any] | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
@@ -95,6 +100,11 @@ class OnnxReranker(CrossEncoderEngine):
         meta = _model_meta(folder)
         if max_length is None:
             max_length = meta["max_length"]
+        on_gpu = any(p.startswith(("CUDA", "Tensorrt", "ROCM")) for p in self.session.get_providers())
+        if batch_size is None:
+            batch_size = GPU_BATCH_SIZE if on_gpu else DEFAULT_BATCH_SIZE
+        if max_tokens is None:
+            max_tokens = batch_size * max_length if on_gpu else max(CPU_MAX_TOKENS, max_length)
         super().__init__(
             tokenizer=load_fast_tokenizer(folder),
             name=name or str(model),
@@ -102,7 +112,7 @@ class OnnxReranker(CrossEncoderEngine):
             overflow=overflow,
             stride=stride,
             batch_size=batch_size,
-            max_tokens=max_tokens if max_tokens is not None else max(DEFAULT_MAX_TOKENS, max_length),
+            max_tokens=max_tokens,
             normalize=normalize,
             fields=fields,
             pad_id=meta["pad_token_id"],

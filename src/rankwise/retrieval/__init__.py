@@ -30,6 +30,7 @@ _LAZY: dict[str, str] = {
     "HybridRetriever": "rankwise.retrieval.hybrid",
     "Retriever": "rankwise.retrieval.hybrid",
     "Index": "rankwise.retrieval.index",
+    "StoredVectorReranker": "rankwise.retrieval.stored",
     "IndexNotFoundError": "rankwise.retrieval.errors",
     "IndexCompatibilityError": "rankwise.retrieval.errors",
     "EmptyCorpusError": "rankwise.retrieval.errors",
@@ -57,8 +58,14 @@ if TYPE_CHECKING:
     from rankwise.retrieval.bm25 import BM25Index
     from rankwise.retrieval.corpus import prepare_documents, read_corpus
     from rankwise.retrieval.dense import DenseIndex, Embedder, load_embedder
-    from rankwise.retrieval.errors import CorpusError, EmptyCorpusError, IndexCompatibilityError, IndexNotFoundError
+    from rankwise.retrieval.errors import (
+        CorpusError,
+        EmptyCorpusError,
+        IndexCompatibilityError,
+        IndexNotFoundError,
+    )
     from rankwise.retrieval.hybrid import Hit, HybridRetriever, Retriever
     from rankwise.retrieval.index import Index
     from rankwise.retrieval.manifest import FORMAT_VERSION
     from rankwise.retrieval.passages import Passage, PassageSplitter, merge_passages
+    from rankwise.retrieval.stored import StoredVectorReranker

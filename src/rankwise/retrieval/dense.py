@@ -175,12 +175,15 @@ class DenseIndex:
         keep = ids[0] >= 0
         return ids[0][keep].astype(np.int64), scores[0][keep]
 
+    def vectors(self, positions: Sequence[int] | np.ndarray) -> np.ndarray:
+        """The stored unit vectors of the passages at ``positions``, shape ``(len(positions), dim)``."""
+        if len(positions) == 0:
+            return np.zeros((0, self.dim or 0), dtype=np.float32)
+        return self._index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
+
     def scores_for(self, vector: np.ndarray, positions: np.ndarray) -> np.ndarray:
         """Cosine scores of the passages at ``positions`` (for fusing with another retriever's candidates)."""
-        if len(positions) == 0:
-            return np.zeros(0, dtype=np.float32)
-        stored = self._index.reconstruct_batch(np.asarray(positions, dtype=np.int64))
-        return (stored @ vector).astype(np.float32)
+        return (self.vectors(positions) @ vector).astype(np.float32)
 
     def save(self, folder: Path) -> None:
         folder.mkdir(parents=True, exist_ok=True)

@@ -106,7 +106,8 @@ class Index:
         """Split and index more documents without rebuilding: returns how many passages were added.
 
         Only the new passages are tokenized and embedded. Ids must be new. Documents whose text and title are both
-        empty yield no passage.
+        empty yield no passage. Searching is safe from many threads; adding is not safe while other threads search
+        the same index (add to a copy loaded with :meth:`load`, then swap, for a live service).
 
         Raises:
             EmptyCorpusError: the index is empty and ``docs`` hold no text.
