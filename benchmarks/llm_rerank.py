@@ -136,7 +136,9 @@ def run_method(method: str, reranker: Any, dataset: dict[str, Any], depth: int) 
                 if windows
                 else 0.0,
                 "repairs": {k: sum(r[k] for r in reports) for k in ("duplicates", "out_of_range", "missing")},
-                "example_replies": [r["replies"][0] for r in reports[:3] if r["replies"]],
+                "example_replies": [
+                    r["replies"][0][:300] for r in reports[:3] if r["replies"]
+                ],  # first 300 chars
             }
         )
     else:

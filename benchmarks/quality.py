@@ -37,17 +37,20 @@ CACHE = ROOT / "benchmarks" / ".cache"
 RESULTS = ROOT / "benchmarks" / "results"
 DATASETS = ["scifact", "nfcorpus", "trec-dl-2019-passage", "cranfield", "medline", "cisi", "vaswani"]
 
-# label -> re-ranker spec (paste any of them into `rankwise eval -r ...`)
+# label -> re-ranker spec (paste any of them into `rankwise eval -r ...`). "bm25" re-scores the candidates with IDF
+# from the 100 candidates; "metadata-score" reads the first stage's own BM25 score (IDF over the whole corpus, or
+# over all of MS MARCO for TREC DL), which the harness carries in metadata["first_stage_score"].
 CONFIGS: dict[str, str] = {
     "bm25 (candidates)": "bm25",
     "bi-encoder": "minilm-bi-encoder",
     "rrf: bm25 + bi": "fusion:members=bm25,minilm-bi-encoder;method=rrf",
-    "zscore: bm25 + bi": "fusion:members=bm25,minilm-bi-encoder;method=zscore",
+    "zscore: bm25 + bi (shipped default)": "fusion:members=bm25,minilm-bi-encoder;method=zscore",
     "rrf: first-stage + bi": "fusion:members=metadata-score,minilm-bi-encoder;method=rrf",
     "zscore: first-stage + bi": "fusion:members=metadata-score,minilm-bi-encoder;method=zscore",
-    "default (preset)": "default",
+    # chosen on scifact/train + nfcorpus/dev only (benchmarks/tune_fusion.py -> results/fusion_tuning.json)
+    "tuned: zscore bm25 + 2x bi": "fusion:members=bm25,minilm-bi-encoder;method=zscore;weights=1,2",
+    "tuned: zscore first-stage + 2.5x bi": "fusion:members=metadata-score,minilm-bi-encoder;method=zscore;weights=1,2.5",
 }
-TUNED = "tuned"  # filled from benchmarks/results/fusion_tuning.json when present (see tuned_config)
 
 PUBLISHED = {  # ../shared/data/README.md
     "scifact": {"BM25 flat (pyserini)": 0.679, "BM25 + ms-marco-MiniLM-L-6-v2 top-100": 0.682},
@@ -58,23 +61,7 @@ PUBLISHED = {  # ../shared/data/README.md
     "cisi": {"BM25 (data README)": 0.372}, "vaswani": {"BM25 (data README)": 0.445},
 }
 GOALS = {"scifact": 0.74, "nfcorpus": 0.38, "trec-dl-2019-passage": 0.70}
-COST_SAMPLE = {"scifact": 20, "trec-dl-2019-passage": 10}  # first N test queries, cold models, no caches
-
-
-def tuned_config() -> dict[str, str]:
-    """The configuration chosen on train/dev splits by benchmarks/tune_fusion.py, as a spec."""
-    path = RESULTS / "fusion_tuning.json"
-    if not path.is_file():
-        return {}
-    best = json.loads(path.read_text())["best"]
-    members = {"first-stage": ["metadata-score"], "bm25": ["bm25"],
-               "first-stage+bm25": ["metadata-score", "bm25"]}[best["lexical"]]
-    lexical_w = [round(1.0 / len(members), 4)] * len(members)
-    bi = {"default": "minilm-bi-encoder", "len512": {"name": "minilm-bi-encoder", "max_length": 512},
-          "text": {"name": "minilm-bi-encoder", "fields": ["text"]}}[best["variant"]]
-    spec = {"backend": "fusion", "members": [*members, bi], "method": best["method"],
-            "weights": [*lexical_w, best["w_bi"]]}
-    return {f"{TUNED}: {best['method']} {best['lexical']} + {best['w_bi']}x bi": json.dumps(spec)}
+COST_SAMPLE = {"scifact": 5, "trec-dl-2019-passage": 5}  # first N test queries, cold models, no caches
 
 
 def run_dataset(name: str, configs: dict[str, str]) -> dict:
@@ -138,7 +125,7 @@ def main() -> int:
     import torch
 
     torch.set_num_threads(args.threads)
-    configs = {**CONFIGS, **tuned_config()}
+    configs = dict(CONFIGS)
     names = [n for n in args.datasets.split(",") if n]
     rows = {name: run_dataset(name, configs) for name in names}
     cost = {} if args.no_cost else measure_cost(configs)

@@ -22,7 +22,6 @@ import csv
 import json
 import os
 import platform
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -151,7 +150,7 @@ def agreement(ref: list[np.ndarray], other: list[np.ndarray]) -> dict[str, float
     rhos, overlaps, diffs = [], [], []
     for a, b in zip(ref, other):
         rhos.append(float(spearmanr(a, b).statistic))
-        top = lambda s: set(np.argsort(-s, kind="stable")[:10].tolist())  # noqa: E731
+        top = lambda s: set(np.argsort(-s, kind="stable")[:10].tolist())
         overlaps.append(len(top(a) & top(b)) / min(10, len(a)))
         diffs.append(float(np.abs(a - b).max()))
     return {"spearman_mean": float(np.mean(rhos)), "spearman_min": float(np.min(rhos)),
@@ -207,7 +206,8 @@ def main(argv: list[str] | None = None) -> int:
         "model": "ms-marco-MiniLM-L-6-v2-shaped cross-encoder (untrained head)", "max_length": 512,
         "threads": threads, "load_before": os.getloadavg(),
         "timing": ("configs interleaved query by query (rotating order) in one process; seconds = wall clock, "
-                   "cpu_seconds = process CPU time (all threads) while that config ran"), "machine": machine_info(args.device), "configs": {},
+                   "cpu_seconds = process CPU time (all threads) while that config ran"),
+        "machine": machine_info(args.device), "configs": {},
     }
     scorers = {config: build(config, folder, args.device, threads) for config in configs}
     scores, seconds, cpu = timed_rounds(scorers, groups, sync)

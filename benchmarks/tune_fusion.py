@@ -151,16 +151,62 @@ class TuningSet:
         return sum(per_query.values()) / len(per_query)
 
 
+def variant_check(variant: str, max_queries: int, depth: int, out: Path) -> dict:
+    """The bi-encoder as shipped vs ``variant`` on the first ``max_queries`` queries of each selection set, their
+    top ``depth``: alone and in the chosen fusion family (z-score with the first-stage score, w_bi 1..3).
+    A cheaper design than the full grid (embedding 512-token windows costs ~2x and every abstract is long)."""
+    import rankwise
+    from rankwise._validation import document_text
+
+    results: dict = {"variant": variant, "max_queries": max_queries, "depth": depth, "sets": {}}
+    for name, split in SELECT:
+        if variant == "len512":
+            seed_long_window_store(name, split, max_queries, depth)
+        data = load_dataset(DATA / name, split)
+        run = first_stage_run(data, 100, cache_dir=CACHE)
+        queries = list(run)[:max_queries]
+        sub = {q: run[q][:depth] for q in queries}
+        qrels = {q: data.qrels[q] for q in queries}
+        scores = {}
+        for label, options in (("default", {}), (variant, VARIANTS[variant])):
+            bi = rankwise.load("minilm-bi-encoder", **options)
+            texts = [document_text(data.corpus[d], bi.fields) for r in sub.values() for d, _ in r]
+            EmbeddingStore(CACHE).prepare(bi, texts, name)
+            scores[label] = {q: bi.score(data.queries[q], candidate_documents(data, r)) for q, r in sub.items()}
+        row = {}
+        for label, per_q in scores.items():
+            for w in (None, 1.0, 1.5, 2.0, 2.5, 3.0):
+                fused = {q: (per_q[q] if w is None else
+                             fuse([[s for _, s in sub[q]], per_q[q]], [1.0, w], "zscore").tolist()) for q in queries}
+                ranked = {q: [(d, float(x)) for (d, _), x in zip(sub[q], fused[q])] for q in queries}
+                value = evaluate_run(ranked, qrels, ["ndcg@10"])["ndcg@10"]
+                row[f"{label} {'alone' if w is None else f'zscore first-stage + {w}x bi'}"] = sum(value.values()) / len(value)
+        results["sets"][f"{name}/{split}"] = row
+        print(json.dumps({f"{name}/{split}": row}, indent=1), flush=True)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(results, indent=1) + "\n")
+    return results
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", default="default", help="bi-encoder variants: " + ",".join(VARIANTS))
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads (default 1: on a shared 2-core machine 2 threads thrash)")
+    parser.add_argument("--variant-check", default=None, metavar="VARIANT",
+                        help="instead of the grid: compare the shipped bi-encoder with VARIANT (len512, text) on "
+                             "a subset (--check-queries, --check-depth); writes results/fusion_variant_<V>.json")
+    parser.add_argument("--check-queries", type=int, default=150)
+    parser.add_argument("--check-depth", type=int, default=30)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fusion_tuning.json"))
     args = parser.parse_args()
     import torch
 
     torch.set_num_threads(args.threads)
+    if args.variant_check:
+        out = ROOT / "benchmarks" / "results" / f"fusion_variant_{args.variant_check}.json"
+        variant_check(args.variant_check, args.check_queries, args.check_depth, out)
+        return 0
     variants = [v for v in args.variants.split(",") if v]
     sets = {f"{n}/{s}": TuningSet(n, s, variants) for n, s in SELECT + CHECK}
     select_keys = [f"{n}/{s}" for n, s in SELECT]
@@ -173,7 +219,8 @@ def main() -> int:
     rows.sort(key=lambda r: -r["select"])
     for row in rows[:10]:  # re-check the best with trec_eval's own code
         row["ndcg@10_pytrec_eval"] = {k: sets[k].pytrec_ndcg10(row) for k in sets}
-    result = {"select_on": select_keys, "check_on": [f"{n}/{s}" for n, s in CHECK], "single_members": singles,
+    best_by_lexical = {lex: next(r for r in rows if r["lexical"] == lex) for lex in LEXICAL}
+    result = {"select_on": select_keys, "best_by_lexical": best_by_lexical, "check_on": [f"{n}/{s}" for n, s in CHECK], "single_members": singles,
               "best": rows[0], "top": rows[:25], "all": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")

@@ -37,10 +37,8 @@ def expected_order(reranker) -> list[int]:
 
 
 # -- LangChain --------------------------------------------------------------------------------------------------------
-lc_documents = pytest.importorskip("langchain_core.documents")
-
-
 def lc_docs():
+    lc_documents = pytest.importorskip("langchain_core.documents")
     return [lc_documents.Document(page_content=t, metadata=copy.deepcopy(m), id=f"id{i}")
             for i, (t, m) in enumerate(zip(TEXTS, METADATA))]
 
@@ -61,9 +59,9 @@ def check_lc_output(out, reranker, top_n, originals):
 
 
 def test_langchain_compressor_keeps_all_metadata(bm25):
+    docs = lc_docs()
     from rankwise.integrations.langchain import RankwiseRerank
 
-    docs = lc_docs()
     compressor = RankwiseRerank(reranker=bm25, top_n=3)
     check_lc_output(compressor.compress_documents(docs, QUERY), bm25, 3, docs)
     check_lc_output(asyncio.run(compressor.acompress_documents(docs, QUERY)), bm25, 3, docs)
@@ -72,6 +70,7 @@ def test_langchain_compressor_keeps_all_metadata(bm25):
 
 
 def test_langchain_compressor_validates_its_fields(bm25):
+    pytest.importorskip("langchain_core")
     from rankwise.integrations.langchain import RankwiseRerank
 
     with pytest.raises(ValueError, match="Reranker"):
@@ -83,6 +82,7 @@ def test_langchain_compressor_validates_its_fields(bm25):
 
 
 def test_langchain_contextual_compression_retriever(bm25):
+    pytest.importorskip("langchain_core")
     retrievers = pytest.importorskip("langchain_classic.retrievers")
     from langchain_core.retrievers import BaseRetriever
 
@@ -102,7 +102,7 @@ def test_langchain_contextual_compression_retriever(bm25):
 
 
 def test_langchain_retriever_over_a_rankwise_index(bi_encoder):
-    retrievers = pytest.importorskip("langchain_classic.retrievers")
+    pytest.importorskip("langchain_core")
     from rankwise.integrations.langchain import RankwiseRerank, RankwiseRetriever
 
     index = bm25_index("medline")
@@ -110,6 +110,8 @@ def test_langchain_retriever_over_a_rankwise_index(bi_encoder):
     docs = base.invoke("lung cancer surgery")
     assert len(docs) == 20 and docs[0].metadata["passage_id"] == docs[0].id
     assert {"doc_id", "position", "retrieval_score", "retrieval_scores"} <= set(docs[0].metadata)
+    assert [d.id for d in asyncio.run(base.ainvoke("lung cancer surgery"))] == [d.id for d in docs]
+    retrievers = pytest.importorskip("langchain_classic.retrievers")
     compressed = retrievers.ContextualCompressionRetriever(
         base_compressor=RankwiseRerank(reranker=bi_encoder, top_n=5), base_retriever=base
     ).invoke("lung cancer surgery")
@@ -117,20 +119,19 @@ def test_langchain_retriever_over_a_rankwise_index(bi_encoder):
     for d in compressed:  # the first stage's metadata survives the re-ranker
         original = next(o for o in docs if o.id == d.id)
         assert {k: v for k, v in d.metadata.items() if k != "relevance_score"} == original.metadata
-    assert [d.id for d in asyncio.run(base.ainvoke("lung cancer surgery"))] == [d.id for d in docs]
 
 
 # -- LlamaIndex -------------------------------------------------------------------------------------------------------
-li_schema = pytest.importorskip("llama_index.core.schema")
-
-
 def li_nodes():
+    li_schema = pytest.importorskip("llama_index.core.schema")
     return [li_schema.NodeWithScore(node=li_schema.TextNode(id_=f"n{i}", text=t, metadata=copy.deepcopy(m)),
                                     score=0.5 - i / 10)
             for i, (t, m) in enumerate(zip(TEXTS, METADATA))]
 
 
 def check_li_output(out, reranker, top_n, originals):
+    from llama_index.core.schema import MetadataMode
+
     from rankwise.types import Document
 
     order = [r.index for r in reranker.rank(
@@ -143,16 +144,16 @@ def check_li_output(out, reranker, top_n, originals):
         assert n.node.metadata["rerank_score"] == n.score
         assert n.node.metadata["retrieval_score"] == pytest.approx(0.5 - i / 10)
         assert {k: v for k, v in n.node.metadata.items() if k not in ("rerank_score", "retrieval_score")} == METADATA[i]
-        llm_view = n.node.get_content(metadata_mode=li_schema.MetadataMode.LLM)
+        llm_view = n.node.get_content(metadata_mode=MetadataMode.LLM)
         assert "rerank_score" not in llm_view and "source: " in llm_view  # scores hidden from the prompt
     assert [n.node.metadata for n in originals] == METADATA and [n.score for n in originals] == [
         pytest.approx(0.5 - i / 10) for i in range(4)]
 
 
 def test_llamaindex_postprocessor_keeps_all_metadata(bm25):
+    nodes = li_nodes()
     from rankwise.integrations.llamaindex import RankwiseRerank
 
-    nodes = li_nodes()
     post = RankwiseRerank(reranker=bm25, top_n=3)
     check_li_output(post.postprocess_nodes(nodes, query_str=QUERY), bm25, 3, nodes)
     check_li_output(asyncio.run(post.apostprocess_nodes(nodes, query_str=QUERY)), bm25, 3, nodes)
@@ -164,6 +165,7 @@ def test_llamaindex_postprocessor_keeps_all_metadata(bm25):
 
 
 def test_llamaindex_query_engine_with_a_custom_retriever(bm25):
+    pytest.importorskip("llama_index.core")
     from llama_index.core.query_engine import RetrieverQueryEngine
     from llama_index.core.retrievers import BaseRetriever
 
@@ -185,6 +187,7 @@ def test_llamaindex_query_engine_with_a_custom_retriever(bm25):
 
 
 def test_llamaindex_retriever_over_a_rankwise_index(bi_encoder):
+    pytest.importorskip("llama_index.core")
     from llama_index.core.query_engine import RetrieverQueryEngine
 
     from rankwise.integrations.llamaindex import RankwiseRerank, RankwiseRetriever

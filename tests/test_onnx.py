@@ -20,12 +20,12 @@ pytest.importorskip("onnxruntime")
 pytest.importorskip("onnx")
 pytest.importorskip("torch")
 
-import rankwise  # noqa: E402
-from rankwise.errors import InvalidInputError  # noqa: E402
-from rankwise.onnx_cache import cached_onnx_folder, publish  # noqa: E402
-from rankwise.onnx_export import FP32_FILE, INT8_FILE, MANIFEST, export_onnx, read_manifest  # noqa: E402
-from rankwise.rerankers.onnx import OnnxReranker  # noqa: E402
-from rankwise.testing import make_tiny_cross_encoder  # noqa: E402
+import rankwise
+from rankwise.errors import InvalidInputError
+from rankwise.onnx_cache import cached_onnx_folder, publish
+from rankwise.onnx_export import FP32_FILE, INT8_FILE, MANIFEST, export_onnx, read_manifest
+from rankwise.rerankers.onnx import OnnxReranker
+from rankwise.testing import make_tiny_cross_encoder
 
 DATA = Path(os.environ.get("RANKWISE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 QUERIES = [
@@ -239,7 +239,8 @@ def test_runs_without_torch(exported: Path) -> None:
         print("ok")
     """)
     env = {**os.environ, "RANKWISE_CACHE": str(exported.parent / "no-cache-needed")}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120,
+                          check=False)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "ok"
     assert not (exported.parent / "no-cache-needed").exists()

@@ -112,7 +112,7 @@ def test_a_big_request_does_not_starve_a_small_one(gated):  # noqa: ANN001
             big_body, small_body = f_big.result(), f_small.result()
     assert done_order == ["small", "big"]
     assert gated.calls[0] == [32]  # the big request alone: a full step of it
-    # round robin: 8 of big, all 4 of small, then big's turns fill the step (its slices merged into one group)
+    # pass 1: 8 of big, all 4 of small; then big's next passes fill the step (its slices merged into one group)
     assert gated.calls[1] == [28, 4]
     np.testing.assert_allclose(
         scores_by_index(small_body), gated.score(QUERIES[1], small), rtol=1e-4, atol=1e-5
@@ -199,6 +199,33 @@ def test_scheduler_matches_the_library(tiny_ce):  # noqa: ANN001
     for options in ({}, {"batching": False}, {"chunk_pairs": 1, "max_batch_pairs": 5}):
         for (q, d), got in zip(jobs, run_scheduler(tiny_ce, jobs, **options)):
             np.testing.assert_allclose(got, tiny_ce.score(q, d), rtol=1e-4, atol=1e-5)
+
+
+def test_scheduler_serves_the_oldest_first_in_capped_turns(gated):  # noqa: ANN001
+    """Eight equal requests wait; each pass gives each at most 16: the four oldest finish a step before the rest."""
+    finished: list[int] = []
+
+    async def go():  # noqa: ANN202
+        scheduler = Scheduler(gated, "m", ServerMetrics(), max_batch_pairs=64, chunk_pairs=16, max_wait_ms=0)
+        scheduler.start()
+        gated.gate.clear()
+        blocker = asyncio.ensure_future(scheduler.score("q", ["x"]))
+        await asyncio.to_thread(gated.entered.wait, 30)
+
+        async def one(i: int):  # noqa: ANN202
+            out = await scheduler.score(f"query {i}", [f"{DOCS[j % len(DOCS)]} {i}" for j in range(20)])
+            finished.append(i)
+            return out
+
+        jobs = [asyncio.ensure_future(one(i)) for i in range(8)]
+        await asyncio.sleep(0)  # one loop turn: each of the eight enqueues (the worker is held by the gate)
+        gated.gate.set()
+        await asyncio.gather(blocker, *jobs)
+        scheduler.stop(timeout=10)
+
+    asyncio.run(go())
+    assert gated.calls[1:] == [[16, 16, 16, 16], [4, 4, 4, 4, 16, 16, 16], [4, 4, 4, 20]]
+    assert sorted(finished[:4]) == [0, 1, 2, 3] and sorted(finished[4:]) == [4, 5, 6, 7]
 
 
 def test_scheduler_whole_requests_for_models_without_score_groups():

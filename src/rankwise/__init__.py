@@ -39,6 +39,10 @@ _LAZY: dict[str, str] = {
     "BiEncoderReranker": "rankwise.rerankers.bi_encoder",
     "BM25Reranker": "rankwise.rerankers.lexical",
     "FusionReranker": "rankwise.rerankers.fusion",
+    "select": "rankwise.selection",
+    "best_of_n": "rankwise.selection",
+    "preference_pairs": "rankwise.selection",
+    "Pipeline": "rankwise.pipeline",
 }
 
 __all__ = ["__version__", *_LAZY]
@@ -66,4 +70,6 @@ if TYPE_CHECKING:  # for type checkers and IDEs only
     from rankwise.rerankers.fusion import FusionReranker
     from rankwise.rerankers.lexical import BM25Reranker
     from rankwise.rerankers.onnx import OnnxReranker
+    from rankwise.pipeline import Pipeline
+    from rankwise.selection import best_of_n, preference_pairs, select
     from rankwise.types import Document, RankedResult, RankedResults

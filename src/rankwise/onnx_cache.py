@@ -76,14 +76,12 @@ def folder_fingerprint(folder: Path) -> dict[str, Any]:
 
 def hub_fingerprint(name: str, revision: str | None) -> dict[str, Any]:
     """Identity of a hub model: its name, the revision asked for, and the commit ``config.json`` resolves to."""
-    commit = None
     try:
         from huggingface_hub import hf_hub_download
 
-        path = Path(hf_hub_download(name, "config.json", revision=revision))
-        commit = path.parent.name  # .../snapshots/<commit>/config.json
+        commit: str | None = Path(hf_hub_download(name, "config.json", revision=revision)).parent.name
     except Exception:  # noqa: BLE001 - offline or not on the hub: the export itself will report the real error
-        pass
+        commit = None  # .../snapshots/<commit>/config.json above; unknown here
     return {"hub": name, "revision": revision, "commit": commit}
 
 

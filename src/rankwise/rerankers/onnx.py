@@ -197,7 +197,7 @@ def pick_model_file(
     )
 
 
-def _make_session(path: Path, threads: int, providers: Sequence[str] | None, spin: bool):  # noqa: ANN202
+def _make_session(path: Path, threads: int, providers: Sequence[str] | None, spin: bool):
     ort = require("onnxruntime", "onnx", "The ONNX cross-encoder")
     opts = ort.SessionOptions()
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL

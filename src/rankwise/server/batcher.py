@@ -4,9 +4,9 @@ One :class:`Scheduler` per served model. Requests wait in a ring; the worker thr
 
 * it waits at most ``max_wait_ms`` after the oldest waiting request arrived (or less, once ``max_batch_pairs``
   documents wait) so that concurrent requests can join;
-* it takes up to ``chunk_pairs`` documents from each waiting request in turn (round robin) until the step holds
-  ``max_batch_pairs``. A request of 1,000 documents is served 32 at a time between the others, so it never starves a
-  request of 20 that arrives after it;
+* it takes up to ``chunk_pairs`` documents from each waiting request in turn, in arrival order, pass after pass,
+  until the step holds ``max_batch_pairs``. A request of 1,000 documents gets 32 per pass like every other, so it
+  never starves a request of 20 that arrives after it; among requests of similar size the oldest finish first;
 * it scores the step with ``reranker.score_groups([(query, texts), ...])`` (cross-encoders: all pairs in shared,
   length-sorted token-budget batches), and hands each request its slice of the scores as soon as its last slice is done.
 
@@ -79,7 +79,7 @@ class Scheduler:
         batching: merge concurrent requests (False: one ``score`` call per request, in arrival order).
         max_batch_pairs: most documents in one step.
         max_wait_ms: longest a request waits for others to join its step.
-        chunk_pairs: documents taken from one request per round-robin turn.
+        chunk_pairs: documents taken from one request per pass over the waiting requests.
         max_queue_pairs: documents allowed to wait; beyond that a request is refused (:class:`OverloadedError`).
 
     Example:
@@ -210,7 +210,12 @@ class Scheduler:
                     return step
 
     def _take(self) -> list[tuple[_Job, int, int]]:
-        """Pick the next step's slices: whole requests, or round-robin chunks when the model can split them."""
+        """Pick the next step's slices: whole requests, or chunks taken in passes over the waiting requests.
+
+        Each pass visits the requests in arrival order and takes at most ``chunk_pairs`` documents from each, until
+        the step holds ``max_batch_pairs``. So no request gets more than its turn while others wait (a huge request
+        cannot starve small ones), and among equals the oldest finish first (not all together at the end).
+        """
         ring = self._ring
         if not self.splittable:
             job = ring.popleft()
@@ -221,15 +226,18 @@ class Scheduler:
         budget = self.max_batch_pairs
         slices: dict[_Job, list[int]] = {}
         while ring and budget > 0:
-            job = ring.popleft()
-            take = min(job.size - job.next, self.chunk_pairs, budget)
-            bounds = slices.setdefault(job, [job.next, job.next])
-            bounds[1] += take
-            job.next += take
-            budget -= take
-            self._pending -= take
-            if job.next < job.size:
-                ring.append(job)
+            for job in ring:
+                take = min(job.size - job.next, self.chunk_pairs, budget)
+                bounds = slices.setdefault(job, [job.next, job.next])
+                bounds[1] += take
+                job.next += take
+                budget -= take
+                self._pending -= take
+                if budget == 0:
+                    break
+            waiting = [j for j in ring if j.next < j.size]  # fully handed out: leave the queue, order kept
+            ring.clear()
+            ring.extend(waiting)
         return [(job, start, end) for job, (start, end) in slices.items()]
 
     def _execute(self, step: list[tuple[_Job, int, int]]) -> None:
