@@ -20,9 +20,9 @@ Answer with {num} identifiers like [1] > [2].
 
 
 def test_bundled_prompts_load_and_render():
-    assert {"listwise", "pointwise", "judge", "judge_reference"} <= set(bundled_prompts())
+    assert {"listwise", "pointwise", "judge", "judge_reference", "rag"} <= set(bundled_prompts())
     for name in bundled_prompts():
-        assert load_prompt(name).kind in ("listwise", "pointwise", "judge", "judge_reference")
+        assert load_prompt(name).kind in ("listwise", "pointwise", "judge", "judge_reference", "rag")
     t = load_prompt("listwise")
     items = "\n".join(t.render_item(rank=i, passage=p) for i, p in enumerate(["a {b}", "c"], start=1))
     msgs = t.render(query="q {x}", passages=items, num=2)

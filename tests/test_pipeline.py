@@ -15,7 +15,7 @@ import pytest
 import rankwise
 from rankwise.errors import InvalidInputError
 from rankwise.generation import RAG_PROMPT, GenerationError, Generator, parse_citations, passage_text
-from rankwise.llm import ChatClient, ChatResult, LLMError, LLMResponseError, OpenAIChatClient, PromptTemplate
+from rankwise.llm import ChatClient, ChatResult, LLMError, LLMResponseError, OpenAIChatClient, load_prompt
 from rankwise.pipeline import Pipeline, PipelineResult
 from rankwise.retrieval import Index
 from rankwise.retrieval.passages import Passage, PassageSplitter
@@ -84,7 +84,7 @@ def test_custom_rag_prompt_is_validated(tmp_path):
     path.write_text("--- user ---\nQ: {qestion}\n{passages}\n--- item ---\n[{number}] {passage}\n")
     with pytest.raises(InvalidInputError, match="qestion"):
         Generator(ScriptedClient("x"), prompt=str(path))
-    assert PromptTemplate.from_string(RAG_PROMPT, "rag").kind == "rag"
+    assert load_prompt(RAG_PROMPT, kind="rag").kind == "rag"  # the bundled template is valid
 
 
 # -- the pipeline -----------------------------------------------------------------------------------------------------

@@ -25,30 +25,12 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
 from rankwise.errors import InvalidInputError, RankwiseError
-from rankwise.llm.prompts import SPECS, PromptSpec, PromptTemplate, load_prompt
+from rankwise.llm.prompts import PromptTemplate, load_prompt
 
 if TYPE_CHECKING:
     from rankwise.llm.base import ChatClient, ChatMessage
 
-SPECS.setdefault(  # the RAG template kind (rankwise.llm.prompts validates templates against it)
-    "rag", PromptSpec(frozenset({"question", "passages"}), frozenset({"num"}), frozenset({"number", "passage"}))
-)
-
-RAG_PROMPT = """\
-# RAG answer prompt. Placeholders: {question}, {passages} (the rendered items), {num}; item: {number}, {passage}.
---- system ---
-You answer questions using only the numbered passages you are given. Cite the passages that support each statement \
-with their numbers in square brackets, like [1] or [2][3]. If the passages do not contain the answer, say so.
---- user ---
-Passages:
-
-{passages}
-
-Question: {question}
-
-Answer the question using only the passages above, and cite them as [n].
---- item ---
-[{number}] {passage}"""
+RAG_PROMPT = "rag"  # the bundled template src/rankwise/prompts/rag.txt (override with a path or RANKWISE_PROMPT_DIR)
 
 _CITATION = re.compile(
     r"\[\s*(?:(?:passages?|sources?|docs?|documents?|refs?)\s*)?(\d+(?:\s*(?:,|;|-|–|and)\s*\d+)*)\s*\]",
@@ -182,7 +164,7 @@ class Generator:
             raise InvalidInputError(f"max_tokens must be an int >= 1, got {max_tokens!r}.")
         self.client = make_client(client, **client_options)
         if prompt is None:
-            self.prompt = PromptTemplate.from_string(RAG_PROMPT, "rag", name="rag", source="rankwise.generation")
+            self.prompt = load_prompt(RAG_PROMPT, kind="rag")
         else:
             self.prompt = load_prompt(prompt, kind="rag")
         self.max_tokens, self.temperature = max_tokens, temperature

@@ -71,6 +71,7 @@ SPECS: dict[str, PromptSpec] = {
     "judge_reference": PromptSpec(
         frozenset({"prompt", "response", "reference"}), frozenset({"criterion", "description"})
     ),
+    "rag": PromptSpec(frozenset({"question", "passages"}), frozenset({"num"}), frozenset({"number", "passage"})),
 }
 
 
