@@ -5,8 +5,10 @@ clients by default) an asyncio + httpx load generator sends a fixed, seeded list
 with 20-100 SciFact abstracts; every system gets exactly the same requests. Levels are interleaved across systems
 (level 1 on every system, then level 8...) so that drifting load from other processes on the machine hits them alike.
 
-Measured per system and level: requests/s, pairs/s, p50/p95/p99 latency, errors; for rankwise also the mean number of
-documents and requests per model call (from its /metrics). Work is equalised: rankwise runs with ``overflow=truncate``
+Measured per system and level: requests/s, pairs/s, p50/p95/p99 latency, errors, and the server process's CPU time
+(user + system, all threads, from /proc) with pairs per CPU-second: on a machine shared with other work, wall-clock
+throughput moves with the others' load, CPU time per pair much less. For rankwise also the mean number of documents
+and requests per model call (from its /metrics). Work is equalised: rankwise runs with ``overflow=truncate``
 (one 512-token window per document, as Infinity does) instead of its default max-passage chunking.
 
 Bounded: a fixed number of requests per level (2, 8 and 32 by default: at 8 and 32 clients every client sends one,
@@ -328,6 +330,30 @@ def agreement(systems: list[System], request: tuple[str, list], httpx) -> dict[s
     return {name: round(float(np.max(np.abs(v - ref))), 5) for name, v in scores.items()}
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time (user + system, all threads) of a process and its descendants, from /proc (Linux)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    children: dict[int, list[int]] = {}
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            children.setdefault(int(fields[1]), []).append(int(entry))
+    todo = [pid]
+    while todo:
+        current = todo.pop()
+        try:
+            fields = Path(f"/proc/{current}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+        todo.extend(children.get(current, []))
+    return total
+
+
 def load_average() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
@@ -351,6 +377,14 @@ def compare(levels: dict[str, dict[str, dict]]) -> dict[str, dict]:
                     row[name].get("pairs_per_s"), row["infinity"].get("pairs_per_s")
                 )
                 entry[f"{name}_vs_infinity_p99"] = ratio(row[name].get("p99_s"), row["infinity"].get("p99_s"))
+        cpu = {name: cell.get("pairs_per_server_cpu_s") for name, cell in row.items()}
+        if cpu.get("rankwise-no-batching"):
+            entry["batching_vs_no_batching_pairs_per_cpu_s"] = ratio(
+                cpu.get("rankwise-batching"), cpu["rankwise-no-batching"]
+            )
+        for name in ("rankwise-batching", "rankwise-onnx-int8-batching"):
+            if cpu.get(name) and cpu.get("infinity"):
+                entry[f"{name}_vs_infinity_pairs_per_cpu_s"] = ratio(cpu[name], cpu["infinity"])
         out[level] = entry
     return out
 
@@ -368,7 +402,9 @@ def main() -> int:
     parser.add_argument("--requests", default="1=2,8=8,32=32", help="requests per level, as clients=count")
     parser.add_argument("--docs", default="20,100", help="documents per request: min,max")
     parser.add_argument("--skip", default="", help="cells to leave out, as SYSTEM@CLIENTS,...")
-    parser.add_argument("--time-limit-s", type=float, default=1800.0, help="per level: no new request after this")
+    parser.add_argument(
+        "--time-limit-s", type=float, default=1800.0, help="per level: no new request after this"
+    )
     parser.add_argument("--timeout-s", type=float, default=3600.0, help="per request")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/rankwise-bench/minilm-shaped-ce"))
@@ -419,8 +455,15 @@ def main() -> int:
                     continue
                 before = scrape(s, httpx)
                 load = load_average()
+                cpu = cpu_seconds(s.proc.pid)
                 cell = asyncio.run(run_level(s, requests, clients, args.time_limit_s, args.timeout_s))
-                row[s.name] = {**summarise(cell, before, scrape(s, httpx)), "load_average_1m_before": load[0]}
+                cpu = cpu_seconds(s.proc.pid) - cpu
+                row[s.name] = {
+                    **summarise(cell, before, scrape(s, httpx)),
+                    "server_cpu_s": round(cpu, 1),
+                    "pairs_per_server_cpu_s": round(cell.pairs / cpu, 3) if cpu else None,
+                    "load_average_1m_before": load[0],
+                }
                 print(f"[{clients:>2} clients] {s.name:<28} {json.dumps(row[s.name])}", file=sys.stderr)
                 report["levels"][str(clients)] = row
                 write(report, args.out)  # after every cell: a cut-short run keeps what it measured

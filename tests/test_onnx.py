@@ -341,3 +341,14 @@ def test_export_refuses_a_non_empty_folder(tiny_model: Path, exported: Path) -> 
 def test_unknown_int8_option(tiny_model: Path, tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="unknown int8 option"):
         export_onnx(tiny_model, tmp_path / "x", quantize="int8", int8={"symmetric": True})
+    with pytest.raises(InvalidInputError, match="takes a list of strings"):
+        export_onnx(tiny_model, tmp_path / "x", quantize="int8", int8={"keep_fp32": "output"})
+
+
+def test_int8_can_keep_chosen_nodes_in_fp32(tiny_model: Path, tmp_path: Path) -> None:
+    folder = export_onnx(tiny_model, tmp_path / "mixed", quantize="int8", int8={"keep_fp32": [r"output/dense/MatMul$"]})
+    quantization = read_manifest(folder)["quantization"]
+    assert quantization["keep_fp32"] == [r"output/dense/MatMul$"]
+    assert quantization["kept_fp32_nodes"] >= 2  # attention-output and feed-forward-output projections
+    scores = OnnxReranker(folder, quantize="int8").score(QUERIES[0], DOCS)
+    assert len(scores) == len(DOCS)

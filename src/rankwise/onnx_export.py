@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import json
+import re
 import shutil
 import time
 from collections.abc import Mapping
@@ -62,12 +63,16 @@ EXPORT_FORMAT = 1
 QUANTIZE_CHOICES = (None, "int8")
 
 # Dynamic int8: uint8 activations x int8 weights, per-channel weight scales, full 8-bit range (docs/onnx.md).
+# "keep_fp32": regular expressions; nodes whose name matches one stay fp32 (trade speed for agreement), e.g.
+# r"output/dense/MatMul$" keeps every attention-output and feed-forward-output projection of a BERT graph in fp32.
 INT8_OPTIONS: Mapping[str, Any] = {
     "op_types": ("MatMul", "Attention"),
     "per_channel": True,
     "reduce_range": False,
     "weight_type": "QInt8",
+    "keep_fp32": (),
 }
+_TUPLE_OPTIONS = ("op_types", "keep_fp32")
 
 _TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt",
                     "sentencepiece.bpe.model", "spiece.model", "merges.txt", "vocab.json")
@@ -94,7 +99,9 @@ def int8_options(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     for key, value in (overrides or {}).items():
         if key not in opts:
             raise InvalidInputError(f"unknown int8 option {key!r}; valid: {', '.join(opts)}.")
-        opts[key] = tuple(value) if key == "op_types" else value
+        if key in _TUPLE_OPTIONS and isinstance(value, str):
+            raise InvalidInputError(f"int8 option {key!r} takes a list of strings, got the string {value!r}.")
+        opts[key] = tuple(value) if key in _TUPLE_OPTIONS else value
     if opts["weight_type"] not in ("QInt8", "QUInt8"):
         raise InvalidInputError(f"weight_type must be 'QInt8' or 'QUInt8', got {opts['weight_type']!r}.")
     return opts
@@ -190,6 +197,9 @@ def quantize_int8(src: Path, dst: Path, options: Mapping[str, Any] | None = None
     onnx = require("onnx", "onnx-export", "int8 quantization")
     quantization = require("onnxruntime.quantization", "onnx", "int8 quantization")
     opts = int8_options(options)
+    keep = [re.compile(p) for p in opts["keep_fp32"]]
+    excluded = [n.name for n in onnx.load(str(src), load_external_data=False).graph.node
+                if any(p.search(n.name) for p in keep)] if keep else []
     with quiet("root"):  # onnxruntime logs a "consider pre-processing" warning on the root logger
         quantization.quantize_dynamic(
             str(src),
@@ -198,10 +208,11 @@ def quantize_int8(src: Path, dst: Path, options: Mapping[str, Any] | None = None
             per_channel=bool(opts["per_channel"]),
             reduce_range=bool(opts["reduce_range"]),
             weight_type=getattr(quantization.QuantType, opts["weight_type"]),
+            nodes_to_exclude=excluded,
             extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT},
         )
-    return {"method": "dynamic", "activations": "QUInt8", **{k: list(v) if k == "op_types" else v
-                                                            for k, v in opts.items()}}
+    used = {k: list(v) if k in _TUPLE_OPTIONS else v for k, v in opts.items()}
+    return {"method": "dynamic", "activations": "QUInt8", **used, "kept_fp32_nodes": len(excluded)}
 
 
 def write_manifest(folder: Path, manifest: Mapping[str, Any]) -> None:

@@ -111,8 +111,8 @@ class CrossEncoderReranker(CrossEncoderEngine):
             tok_max = getattr(hf_tok, "model_max_length", None) if hf_tok else _tokenizer_config_max(source)
             max_length = default_max_length(config, tok_max)
         on_gpu = self.device.startswith("cuda")
-        if max_tokens is None:  # GPUs want large batches; on CPU ~2k-token batches stay in cache (docs/onnx.md)
-            max_tokens = max(2048, max_length) if not on_gpu else max(batch_size, 256) * max_length
+        if max_tokens is None:  # GPUs want large batches; on CPU ~4k-token batches stay in cache (docs/onnx.md)
+            max_tokens = max(4096, max_length) if not on_gpu else max(batch_size, 256) * max_length
         pad_id = config.pad_token_id if config.pad_token_id is not None else 0
         super().__init__(
             tokenizer=tokenizer,
