@@ -1,18 +1,18 @@
-"""Tune the offline default (fusion of a lexical score and the bundled bi-encoder) on TRAIN/DEV judgements only.
+"""Tune the offline default (a lexical score fused with the bundled bi-encoder) on TRAIN/DEV judgements only.
 
-Tuning sets: SciFact train (809 queries) and NFCorpus dev (324 queries) choose the configuration; NFCorpus train
-(2,590 queries) is a held-out check of that choice. No test qrels are read. TREC DL has no train/dev split here, so
-nothing is tuned on MS MARCO-like data.
+Tuning sets: SciFact train (809 queries) and NFCorpus dev (324 queries) choose the configuration; NFCorpus
+train (2,590 queries) is a held-out check of that choice. No test qrels are read. TREC DL has no train/dev
+split here, so nothing is tuned on MS MARCO-like data.
 
-Each member's scores are computed once by the real re-rankers (BM25Reranker over the candidates, the first-stage BM25
-score carried in metadata, BiEncoderReranker with embeddings cached on disk) and cached under benchmarks/.cache/scores;
-configurations are then fused with rankwise.rerankers.fusion.fuse -- the very function FusionReranker calls -- and the
-best few are re-checked with pytrec_eval through rankwise.evaluation.
+Each member's scores are computed once by the real re-rankers (BM25Reranker over the candidates, the
+first-stage BM25 score carried in metadata, BiEncoderReranker with embeddings cached on disk) and cached under
+benchmarks/.cache/scores; configurations are then fused with rankwise.rerankers.fusion.fuse -- the very
+function FusionReranker calls -- and the best few are re-checked with pytrec_eval through rankwise.evaluation.
 
-    python benchmarks/tune_fusion.py                    # bi-encoder as shipped (title + text, 256 tokens)
-    python benchmarks/tune_fusion.py --variants default,len512,text
+    python benchmarks/tune_fusion.py                         # the grid, bi-encoder as shipped
+    python benchmarks/tune_fusion.py --variant-check len512  # 256 vs 512-token window on a subset
 
-Writes benchmarks/results/fusion_tuning.json and prints the top configurations.
+Writes benchmarks/results/fusion_tuning.json (or fusion_variant_<V>.json) and prints the top configurations.
 """
 
 from __future__ import annotations
@@ -62,7 +62,9 @@ def member_scores(name: str, split: str, member: str, reranker_factory) -> dict[
         texts = [document_text(data.corpus[d], reranker.fields) for r in run.values() for d, _ in r]
         EmbeddingStore(CACHE).prepare(reranker, texts, name)
     start = time.perf_counter()
-    out = {q: reranker.score(data.queries[q], candidate_documents(data, r)) if r else [] for q, r in run.items()}
+    out = {
+        q: reranker.score(data.queries[q], candidate_documents(data, r)) if r else [] for q, r in run.items()
+    }
     print(f"  {name}/{split} {member}: {time.perf_counter() - start:.0f}s", file=sys.stderr, flush=True)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out))
@@ -70,8 +72,8 @@ def member_scores(name: str, split: str, member: str, reranker_factory) -> dict[
 
 
 def seed_long_window_store(name: str, split: str, max_queries: int | None, depth: int) -> None:
-    """Fill the 512-token store cheaply: a document of <= 256 tokens embeds identically with a 256 or 512 window
-    (nothing is cut either way), so its 256-token vector is copied; only longer documents are embedded again."""
+    """Fill the 512-token store cheaply: a document of <= 256 tokens embeds identically with a 256 or 512
+    window (nothing is cut either way), so its 256-token vector is copied; only longer ones are embedded."""
     import rankwise
     from rankwise._validation import document_text
     from rankwise.evaluation.embeddings import _key
@@ -79,8 +81,11 @@ def seed_long_window_store(name: str, split: str, max_queries: int | None, depth
     data = load_dataset(DATA / name, split)
     run = first_stage_run(data, 100, cache_dir=CACHE)
     queries = list(run)[:max_queries]
-    texts = list(dict.fromkeys(document_text(data.corpus[d], ("title", "text"))
-                               for q in queries for d, _ in run[q][:depth]))
+    texts = list(
+        dict.fromkeys(
+            document_text(data.corpus[d], ("title", "text")) for q in queries for d, _ in run[q][:depth]
+        )
+    )
     short_bi, long_bi = rankwise.load("minilm-bi-encoder"), rankwise.load("minilm-bi-encoder", max_length=512)
     store = EmbeddingStore(CACHE)
     lengths = [len(ids) for ids in long_bi.model.tokenizer(texts, add_special_tokens=True)["input_ids"]]
@@ -89,7 +94,10 @@ def seed_long_window_store(name: str, split: str, max_queries: int | None, depth
     vectors = short_bi.embed_documents(short)
     store._write(store._path(long_bi, name), {_key(t): v for t, v in zip(short, vectors)})  # noqa: SLF001
     long_texts = [t for t, n in zip(texts, lengths) if n > 256]
-    print(f"  {name}/{split}: {len(short)} short copied, {len(long_texts)} long to embed at 512", file=sys.stderr)
+    print(
+        f"  {name}/{split}: {len(short)} short copied, {len(long_texts)} long to embed at 512",
+        file=sys.stderr,
+    )
     store.prepare(long_bi, long_texts, name, lambda d, t: print(f"    {d}/{t}", file=sys.stderr, flush=True))
 
 
@@ -110,9 +118,12 @@ class TuningSet:
         }
         for v in variants:
             self.members[f"bi:{v}"] = member_scores(
-                name, split, f"bi-{v}", lambda v=v: rankwise.load("minilm-bi-encoder", **VARIANTS[v]))
-        self.gains = {q: np.array([max(self.qrels[q].get(d, 0), 0) for d, _ in r], dtype=float)
-                      for q, r in self.run.items()}
+                name, split, f"bi-{v}", lambda v=v: rankwise.load("minilm-bi-encoder", **VARIANTS[v])
+            )
+        self.gains = {
+            q: np.array([max(self.qrels[q].get(d, 0), 0) for d, _ in r], dtype=float)
+            for q, r in self.run.items()
+        }
         self.idcg = {}
         for q in self.queries:
             ideal = sorted((g for g in self.qrels[q].values() if g > 0), reverse=True)[:10]
@@ -146,14 +157,18 @@ class TuningSet:
         return sum(per_query.values()) / len(per_query)
 
     def single(self, member: str) -> float:
-        run = {q: [(d, float(x)) for (d, _), x in zip(self.run[q], self.members[member][q])] for q in self.queries}
+        run = {
+            q: [(d, float(x)) for (d, _), x in zip(self.run[q], self.members[member][q])]
+            for q in self.queries
+        }
         per_query = evaluate_run(run, self.qrels, ["ndcg@10"])["ndcg@10"]
         return sum(per_query.values()) / len(per_query)
 
 
 def variant_check(variant: str, max_queries: int, depth: int, out: Path) -> dict:
-    """The bi-encoder as shipped vs ``variant`` on the first ``max_queries`` queries of each selection set, their
-    top ``depth``: alone and in the chosen fusion family (z-score with the first-stage score, w_bi 1..3).
+    """The bi-encoder as shipped vs ``variant`` on the first ``max_queries`` queries of each selection set,
+    their top ``depth``: alone and in the chosen fusion family (z-score with the first-stage score, w_bi
+    1..3).
     A cheaper design than the full grid (embedding 512-token windows costs ~2x and every abstract is long)."""
     import rankwise
     from rankwise._validation import document_text
@@ -172,15 +187,25 @@ def variant_check(variant: str, max_queries: int, depth: int, out: Path) -> dict
             bi = rankwise.load("minilm-bi-encoder", **options)
             texts = [document_text(data.corpus[d], bi.fields) for r in sub.values() for d, _ in r]
             EmbeddingStore(CACHE).prepare(bi, texts, name)
-            scores[label] = {q: bi.score(data.queries[q], candidate_documents(data, r)) for q, r in sub.items()}
+            scores[label] = {
+                q: bi.score(data.queries[q], candidate_documents(data, r)) for q, r in sub.items()
+            }
         row = {}
         for label, per_q in scores.items():
             for w in (None, 1.0, 1.5, 2.0, 2.5, 3.0):
-                fused = {q: (per_q[q] if w is None else
-                             fuse([[s for _, s in sub[q]], per_q[q]], [1.0, w], "zscore").tolist()) for q in queries}
+                fused = {
+                    q: (
+                        per_q[q]
+                        if w is None
+                        else fuse([[s for _, s in sub[q]], per_q[q]], [1.0, w], "zscore").tolist()
+                    )
+                    for q in queries
+                }
                 ranked = {q: [(d, float(x)) for (d, _), x in zip(sub[q], fused[q])] for q in queries}
                 value = evaluate_run(ranked, qrels, ["ndcg@10"])["ndcg@10"]
-                row[f"{label} {'alone' if w is None else f'zscore first-stage + {w}x bi'}"] = sum(value.values()) / len(value)
+                row[f"{label} {'alone' if w is None else f'zscore first-stage + {w}x bi'}"] = sum(
+                    value.values()
+                ) / len(value)
         results["sets"][f"{name}/{split}"] = row
         print(json.dumps({f"{name}/{split}": row}, indent=1), flush=True)
     out.parent.mkdir(parents=True, exist_ok=True)
@@ -191,11 +216,19 @@ def variant_check(variant: str, max_queries: int, depth: int, out: Path) -> dict
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--variants", default="default", help="bi-encoder variants: " + ",".join(VARIANTS))
-    parser.add_argument("--threads", type=int, default=1,
-                        help="torch threads (default 1: on a shared 2-core machine 2 threads thrash)")
-    parser.add_argument("--variant-check", default=None, metavar="VARIANT",
-                        help="instead of the grid: compare the shipped bi-encoder with VARIANT (len512, text) on "
-                             "a subset (--check-queries, --check-depth); writes results/fusion_variant_<V>.json")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads (default 1: on a shared 2-core machine 2 threads thrash)",
+    )
+    parser.add_argument(
+        "--variant-check",
+        default=None,
+        metavar="VARIANT",
+        help="instead of the grid: compare the shipped bi-encoder with VARIANT (len512, text) on "
+        "a subset (--check-queries, --check-depth); writes results/fusion_variant_<V>.json",
+    )
     parser.add_argument("--check-queries", type=int, default=150)
     parser.add_argument("--check-depth", type=int, default=30)
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "fusion_tuning.json"))
@@ -212,7 +245,9 @@ def main() -> int:
     select_keys = [f"{n}/{s}" for n, s in SELECT]
     singles = {k: {m: ts.single(m) for m in ts.members} for k, ts in sets.items()}
     rows = []
-    for lexical, method, w_bi, depth, variant in itertools.product(LEXICAL, METHODS, WEIGHTS, DEPTHS, variants):
+    for lexical, method, w_bi, depth, variant in itertools.product(
+        LEXICAL, METHODS, WEIGHTS, DEPTHS, variants
+    ):
         config = {"lexical": lexical, "method": method, "w_bi": w_bi, "depth": depth, "variant": variant}
         scores = {k: ts.ndcg10(config) for k, ts in sets.items()}
         rows.append({**config, "ndcg@10": scores, "select": float(np.mean([scores[k] for k in select_keys]))})
@@ -220,8 +255,15 @@ def main() -> int:
     for row in rows[:10]:  # re-check the best with trec_eval's own code
         row["ndcg@10_pytrec_eval"] = {k: sets[k].pytrec_ndcg10(row) for k in sets}
     best_by_lexical = {lex: next(r for r in rows if r["lexical"] == lex) for lex in LEXICAL}
-    result = {"select_on": select_keys, "best_by_lexical": best_by_lexical, "check_on": [f"{n}/{s}" for n, s in CHECK], "single_members": singles,
-              "best": rows[0], "top": rows[:25], "all": rows}
+    result = {
+        "select_on": select_keys,
+        "best_by_lexical": best_by_lexical,
+        "check_on": [f"{n}/{s}" for n, s in CHECK],
+        "single_members": singles,
+        "best": rows[0],
+        "top": rows[:25],
+        "all": rows,
+    }
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
     print(json.dumps({"single_members": singles, "top": rows[:10]}, indent=1))

@@ -1,4 +1,5 @@
-"""evaluate(), the report, the embedding cache, `rankwise eval`, and the sanity anchors on the real collections."""
+"""evaluate(), the report, the embedding cache, `rankwise eval`, and the sanity anchors on the real
+collections."""
 
 from __future__ import annotations
 
@@ -24,11 +25,18 @@ def cache(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 
 def test_evaluate_base_and_rerankers(tiny: Path, cache: Path) -> None:
-    report = evaluate(tiny, ["bm25", "metadata-score", "fusion:members=bm25,metadata-score;method=rrf"],
-                      cache_dir=cache, trials=200)
+    report = evaluate(
+        tiny,
+        ["bm25", "metadata-score", "fusion:members=bm25,metadata-score;method=rrf"],
+        cache_dir=cache,
+        trials=200,
+    )
     assert report.base.label == "BM25 (first stage)"
     assert [s.label for s in report.systems] == [
-        "bm25", "metadata-score", "fusion:members=bm25,metadata-score;method=rrf"]
+        "bm25",
+        "metadata-score",
+        "fusion:members=bm25,metadata-score;method=rrf",
+    ]
     same = report.system("metadata-score")
     assert same.means == report.base.means  # re-ranking by the first-stage score changes nothing
     assert report.comparisons["metadata-score"]["ndcg@10"].ties == 2
@@ -44,7 +52,10 @@ def test_report_files_json_and_table(tiny: Path, cache: Path, tmp_path: Path) ->
     report = evaluate(tiny, {"lexical": "bm25"}, cache_dir=cache, relevance_threshold=2, trials=100)
     written = report.save(tmp_path / "out")
     data = json.loads(written["report"].read_text())
-    assert data["settings"]["relevance_threshold"] == 2 and data["settings"]["relevance_threshold_source"] == "given"
+    assert (
+        data["settings"]["relevance_threshold"] == 2
+        and data["settings"]["relevance_threshold_source"] == "given"
+    )
     assert data["systems"][0]["label"] == "lexical" and "per_query" in data["systems"][0]
     assert data["dataset"]["skipped"]["unjudged_queries"] == 1
     assert (tmp_path / "out" / "runs" / "lexical.run").read_text().startswith("q1 Q0 d1 1 ")
@@ -88,7 +99,9 @@ def test_embedding_store_reuses_vectors_across_instances(tiny_cross_encoder: Pat
     assert second.score("query", texts[:2]) == pytest.approx(first.score("query", texts[:2]), abs=1e-6)
 
 
-def test_embedding_store_keeps_keys_whose_digest_ends_in_nul(tiny_cross_encoder: Path, tmp_path: Path) -> None:
+def test_embedding_store_keeps_keys_whose_digest_ends_in_nul(
+    tiny_cross_encoder: Path, tmp_path: Path
+) -> None:
     import hashlib
 
     from rankwise import BiEncoderReranker
@@ -99,10 +112,13 @@ def test_embedding_store_keeps_keys_whose_digest_ends_in_nul(tiny_cross_encoder:
     assert EmbeddingStore(tmp_path).prepare(bi, [text], "nul") == {"computed": 0, "from_disk": 1}
 
 
-def test_cli_eval_prints_table_and_writes_report(tiny: Path, cache: Path, tmp_path: Path,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
-    rc = main(["eval", "--data", str(tiny), "-r", "bm25", "--cache-dir", str(cache), "--output", str(tmp_path / "o"),
-               "--trials", "100", "--no-progress", "--metrics", "ndcg@10,p@1"])
+def test_cli_eval_prints_table_and_writes_report(
+    tiny: Path, cache: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = (
+        f"eval --data {tiny} -r bm25 --cache-dir {cache} --output {tmp_path / 'o'} --trials 100 --no-progress"
+    )
+    rc = main([*args.split(), "--metrics", "ndcg@10,p@1"])
     out = capsys.readouterr()
     assert rc == 0 and "| system | ndcg@10 | p@1 |" in out.out and "wrote" in out.err
     assert (tmp_path / "o" / "report.json").is_file() and (tmp_path / "o" / "delta.png").is_file()
@@ -110,7 +126,8 @@ def test_cli_eval_prints_table_and_writes_report(tiny: Path, cache: Path, tmp_pa
     assert rc == 2 and "bm25:bogus=1" in capsys.readouterr().err
 
 
-# --- sanity anchors on the real collections (../shared/data) --------------------------------------------------------
+# --- sanity anchors on the real collections (../shared/data) ---------------------------------------------
+
 
 def test_anchor_scifact_bm25(data_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> None:
     report = evaluate(data_dir / "scifact", [], cache_dir=tmp_path_factory.mktemp("scifact"))

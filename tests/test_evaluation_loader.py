@@ -1,4 +1,5 @@
-"""BEIR folders, TREC runs and qrels: what is loaded, what is skipped (and counted), and errors with file:line."""
+"""BEIR folders, TREC runs and qrels: what is loaded, what is skipped (and counted), and errors with
+file:line."""
 
 from __future__ import annotations
 
@@ -54,11 +55,19 @@ def test_missing_folder_split_and_files(tmp_path: Path) -> None:
     ("file", "content", "message"),
     [
         ("corpus.jsonl", '{"_id": "a", "text": "x"}\nnot json\n', r"corpus.jsonl:2: not a JSON line"),
-        ("corpus.jsonl", '{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n', r"corpus.jsonl:2: duplicate"),
+        (
+            "corpus.jsonl",
+            '{"_id": "a", "text": "x"}\n{"_id": "a", "text": "y"}\n',
+            r"corpus.jsonl:2: duplicate",
+        ),
         ("corpus.jsonl", '{"text": "x"}\n', r'corpus.jsonl:1: missing "_id"'),
         ("corpus.jsonl", '["a"]\n', r"corpus.jsonl:1: expected a JSON object"),
         ("queries.jsonl", '{"_id": "q1", "text": ""}\n', r'queries.jsonl:1: query .q1. has no "text"'),
-        ("qrels/test.tsv", "query-id\tcorpus-id\tscore\nq1\td1\n", r"test.tsv:2: expected 'query-id corpus-id score'"),
+        (
+            "qrels/test.tsv",
+            "query-id\tcorpus-id\tscore\nq1\td1\n",
+            r"test.tsv:2: expected 'query-id corpus-id score'",
+        ),
         ("qrels/test.tsv", "q1\td1\thigh\n", r"test.tsv:1: relevance 'high' is not an integer"),
     ],
 )

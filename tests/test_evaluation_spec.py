@@ -1,4 +1,5 @@
-"""Re-ranker specs (CLI and API) and the metadata-score re-ranker that carries first-stage scores into fusion."""
+"""Re-ranker specs (CLI and API) and the metadata-score re-ranker that carries first-stage scores into
+fusion."""
 
 from __future__ import annotations
 
@@ -15,11 +16,25 @@ from rankwise.rerankers.metadata_score import MetadataScoreReranker
     [
         ("bm25", "bm25", None, {}),
         ("default:weights=1,2", "default", None, {"weights": [1, 2]}),
-        ("minilm-bi-encoder:max_length=512;fields=text", "minilm-bi-encoder", None, {"max_length": 512, "fields": "text"}),
+        (
+            "minilm-bi-encoder:max_length=512;fields=text",
+            "minilm-bi-encoder",
+            None,
+            {"max_length": 512, "fields": "text"},
+        ),
         ("cross-encoder/ms-marco-MiniLM-L-6-v2:onnx", "cross-encoder/ms-marco-MiniLM-L-6-v2", "onnx", {}),
-        ("my/model:onnx:quantize=int8;batch_size=16", "my/model", "onnx", {"quantize": "int8", "batch_size": 16}),
-        ("fusion:members=bm25,minilm-bi-encoder;method=rrf", "fusion", None,
-         {"members": ["bm25", "minilm-bi-encoder"], "method": "rrf"}),
+        (
+            "my/model:onnx:quantize=int8;batch_size=16",
+            "my/model",
+            "onnx",
+            {"quantize": "int8", "batch_size": 16},
+        ),
+        (
+            "fusion:members=bm25,minilm-bi-encoder;method=rrf",
+            "fusion",
+            None,
+            {"members": ["bm25", "minilm-bi-encoder"], "method": "rrf"},
+        ),
         ('fusion:weights=[1, 2.5];name="a;b"', "fusion", None, {"weights": [1, 2.5], "name": "a;b"}),
         ("bm25:stopwords=null", "bm25", None, {"stopwords": None}),
     ],
@@ -30,7 +45,9 @@ def test_compact_specs_parse(spec: str, name: str, backend: str | None, options:
 
 
 def test_json_spec_with_label_and_nested_members() -> None:
-    parsed = parse_spec('{"backend": "fusion", "members": ["bm25", {"name": "bm25", "k1": 1.2}], "label": "two bm25"}')
+    parsed = parse_spec(
+        '{"backend": "fusion", "members": ["bm25", {"name": "bm25", "k1": 1.2}], "label": "two bm25"}'
+    )
     assert parsed.label == "two bm25" and parsed.backend == "fusion" and parsed.name is None
     built = parsed.build()
     assert isinstance(built, FusionReranker)
@@ -68,7 +85,10 @@ def test_backend_only_and_preset_specs_build() -> None:
 
 
 def test_metadata_score_reranks_by_the_carried_score() -> None:
-    docs = [{"text": "a", "id": 1, "first_stage_score": 1.5}, {"text": "b", "id": 2, "first_stage_score": 9.0}]
+    docs = [
+        {"text": "a", "id": 1, "first_stage_score": 1.5},
+        {"text": "b", "id": 2, "first_stage_score": 9.0},
+    ]
     ranked = MetadataScoreReranker().rank("q", docs)
     assert [r.document.id for r in ranked] == [2, 1]
     assert ranked[0].document.metadata == {"first_stage_score": 9.0}  # untouched
@@ -78,7 +98,9 @@ def test_metadata_score_reranks_by_the_carried_score() -> None:
 
 
 def test_metadata_score_errors_name_the_document_and_fix() -> None:
-    with pytest.raises(InvalidInputError, match=r"document 1 has no metadata\['first_stage_score'\].*missing="):
+    with pytest.raises(
+        InvalidInputError, match=r"document 1 has no metadata\['first_stage_score'\].*missing="
+    ):
         MetadataScoreReranker().score("q", [{"text": "a", "first_stage_score": 1}, "b"])
     with pytest.raises(InvalidInputError, match="is not a number"):
         MetadataScoreReranker().score("q", [{"text": "a", "first_stage_score": "high"}])

@@ -1,4 +1,5 @@
-"""``evaluate(...)``: the first stage and every re-ranker on one judged dataset split, with significance tests.
+"""``evaluate(...)``: the first stage and every re-ranker on one judged dataset split, with significance
+tests.
 
 Example:
     >>> from rankwise.evaluation import evaluate                         # doctest: +SKIP
@@ -33,7 +34,8 @@ Rerankers = Union[Sequence[SpecLike], Mapping[str, SpecLike]]
 
 
 def candidate_documents(dataset: Dataset, ranked: Sequence[tuple[str, float]]) -> list[Document]:
-    """The candidates of one query as Documents, first-stage score and rank in ``metadata`` (corpus metadata kept)."""
+    """The candidates of one query as Documents, first-stage score and rank in ``metadata`` (corpus metadata
+    kept)."""
     out = []
     for rank, (doc_id, score) in enumerate(ranked, start=1):
         doc = dataset.corpus[doc_id]
@@ -77,9 +79,11 @@ def _prepare_embeddings(
         bar = _progress_bar(show, 0, f"embedding {dataset.name}")
         progress = None
         if bar is not None:
+
             def progress(done: int, total: int, bar: Any = bar) -> None:
                 bar.total = total
                 bar.update(done - bar.n)
+
         start = time.perf_counter()
         counts = store.prepare(bi, texts, f"{dataset.name}", progress)
         info["embedding_seconds"] += time.perf_counter() - start
@@ -109,11 +113,26 @@ def rerank_run(
     return run, seconds, scored
 
 
-def _system(label: str, model: str, spec: Any, run: Run, dataset: Dataset, metrics: Sequence[str],
-            threshold: int, cost: dict[str, Any]) -> SystemResult:
+def _system(
+    label: str,
+    model: str,
+    spec: Any,
+    run: Run,
+    dataset: Dataset,
+    metrics: Sequence[str],
+    threshold: int,
+    cost: dict[str, Any],
+) -> SystemResult:
     per_query = evaluate_run(run, dataset.qrels, metrics, threshold)
-    return SystemResult(label=label, model=model, spec=spec, run=run, per_query=per_query,
-                        means=mean_scores(per_query), cost=cost)
+    return SystemResult(
+        label=label,
+        model=model,
+        spec=spec,
+        run=run,
+        per_query=per_query,
+        means=mean_scores(per_query),
+        cost=cost,
+    )
 
 
 def _subset(dataset: Dataset, max_queries: int | None) -> Dataset:
@@ -123,10 +142,16 @@ def _subset(dataset: Dataset, max_queries: int | None) -> Dataset:
         raise InvalidInputError(f"max_queries must be an int >= 1 or None, got {max_queries!r}.")
     keep = list(dataset.queries)[:max_queries]
     return Dataset(
-        name=dataset.name, path=dataset.path, split=dataset.split, corpus=dataset.corpus,
-        queries={q: dataset.queries[q] for q in keep}, qrels={q: dataset.qrels[q] for q in keep},
-        kind=dataset.kind, pool=None if dataset.pool is None else {q: dataset.pool[q] for q in keep},
-        pool_file=dataset.pool_file, counts=dataset.counts,
+        name=dataset.name,
+        path=dataset.path,
+        split=dataset.split,
+        corpus=dataset.corpus,
+        queries={q: dataset.queries[q] for q in keep},
+        qrels={q: dataset.qrels[q] for q in keep},
+        kind=dataset.kind,
+        pool=None if dataset.pool is None else {q: dataset.pool[q] for q in keep},
+        pool_file=dataset.pool_file,
+        counts=dataset.counts,
     )
 
 
@@ -160,7 +185,8 @@ def evaluate(
         metrics: metric names; the first is the headline (plots, W/T/L).
         candidates: see :func:`~rankwise.evaluation.loader.load_dataset`.
         bm25: first-stage BM25 settings (collections).
-        cache_dir: where first-stage runs and document embeddings are cached (default ~/.cache/rankwise/eval).
+        cache_dir: where first-stage runs and document embeddings are cached (default
+            ~/.cache/rankwise/eval).
         use_cache: False = recompute everything and write nothing.
         max_queries: evaluate only the first N judged queries (quick looks; the report says so).
         trials, seed: the randomization test's sign flips and random seed.
@@ -173,41 +199,91 @@ def evaluate(
         parse_metric(m)
     if not metrics:
         raise InvalidInputError("metrics must name at least one metric, e.g. ['ndcg@10'].")
-    built = [(label, spec if isinstance(spec, Reranker) else parse_spec(spec).build(),
-              None if isinstance(spec, Reranker) else parse_spec(spec).to_dict())
-             for label, spec in _labelled(rerankers)]  # every spec is built before any slow work
-    dataset = _subset(data if isinstance(data, Dataset) else load_dataset(data, split, candidates), max_queries)
+    built = [
+        (
+            label,
+            spec if isinstance(spec, Reranker) else parse_spec(spec).build(),
+            None if isinstance(spec, Reranker) else parse_spec(spec).to_dict(),
+        )
+        for label, spec in _labelled(rerankers)
+    ]  # every spec is built before any slow work
+    dataset = _subset(
+        data if isinstance(data, Dataset) else load_dataset(data, split, candidates), max_queries
+    )
     threshold = dataset.relevance_threshold if relevance_threshold is None else relevance_threshold
-    source = ("given" if relevance_threshold is not None
-              else f"default for a {dataset.kind}; change it with relevance_threshold / --relevance-threshold")
+    source = (
+        "given"
+        if relevance_threshold is not None
+        else f"default for a {dataset.kind}; change it with relevance_threshold / --relevance-threshold"
+    )
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
     start = time.perf_counter()
     base_run = first_stage_run(dataset, depth, bm25, cache, use_cache)
-    base_label = f"{dataset.pool_file.stem} (given run)" if dataset.kind == "pool" else "BM25 (first stage)"
-    base = _system(base_label, base_label, None, base_run, dataset, metrics, threshold,
-                   {"queries": len(dataset.queries), "seconds": time.perf_counter() - start,
-                    "note": "first stage (a cached run costs ~0)"})
+    base_label = (
+        "BM25 (first stage)"
+        if dataset.pool is None
+        else f"{dataset.pool_file.stem} (given run)"
+        if dataset.pool_file is not None
+        else "given run"
+    )
+    base = _system(
+        base_label,
+        base_label,
+        None,
+        base_run,
+        dataset,
+        metrics,
+        threshold,
+        {
+            "queries": len(dataset.queries),
+            "seconds": time.perf_counter() - start,
+            "note": "first stage (a cached run costs ~0)",
+        },
+    )
     store = EmbeddingStore(cache) if use_cache else None
-    systems = [_evaluate_system(label, reranker, spec_info, dataset, base_run, store, metrics, threshold, progress)
-               for label, reranker, spec_info in built]
+    systems = [
+        _evaluate_system(label, reranker, spec_info, dataset, base_run, store, metrics, threshold, progress)
+        for label, reranker, spec_info in built
+    ]
     comparisons = {
-        s.label: {m: compare(base.per_query[m], s.per_query[m], metric=m, trials=trials, seed=seed) for m in metrics}
+        s.label: {
+            m: compare(base.per_query[m], s.per_query[m], metric=m, trials=trials, seed=seed) for m in metrics
+        }
         for s in systems
     }
     settings = {
-        "split": dataset.split, "depth": depth, "metrics": list(metrics), "relevance_threshold": threshold,
-        "relevance_threshold_source": source, "queries_evaluated": len(dataset.queries), "max_queries": max_queries,
-        "candidates": base_label if dataset.kind == "pool" else f"BM25 over the corpus ({asdict(bm25)})",
-        "randomization_trials": trials, "seed": seed,
+        "split": dataset.split,
+        "depth": depth,
+        "metrics": list(metrics),
+        "relevance_threshold": threshold,
+        "relevance_threshold_source": source,
+        "queries_evaluated": len(dataset.queries),
+        "max_queries": max_queries,
+        "candidates": base_label if dataset.pool is not None else f"BM25 over the corpus ({asdict(bm25)})",
+        "randomization_trials": trials,
+        "seed": seed,
     }
-    return EvaluationReport(dataset=dataset.describe(), settings=settings, base=base, systems=systems,
-                            comparisons=comparisons, environment=_environment())
+    return EvaluationReport(
+        dataset=dataset.describe(),
+        settings=settings,
+        base=base,
+        systems=systems,
+        comparisons=comparisons,
+        environment=_environment(),
+    )
 
 
 def _evaluate_system(
-    label: str, reranker: Reranker, spec_info: dict[str, Any] | None, dataset: Dataset, base_run: Run,
-    store: EmbeddingStore | None, metrics: Sequence[str], threshold: int, progress: bool,
+    label: str,
+    reranker: Reranker,
+    spec_info: dict[str, Any] | None,
+    dataset: Dataset,
+    base_run: Run,
+    store: EmbeddingStore | None,
+    metrics: Sequence[str],
+    threshold: int,
+    progress: bool,
 ) -> SystemResult:
     prep = _prepare_embeddings(reranker, dataset, base_run, store, progress)
     bar = _progress_bar(progress, len(base_run), label[:40])
@@ -215,9 +291,15 @@ def _evaluate_system(
     if bar is not None:
         bar.close()
     total, n = seconds + prep["embedding_seconds"], len(base_run)
-    cost = {"queries": n, "documents_scored": scored, "score_seconds": seconds, **prep, "seconds": total,
-            "documents_per_second": scored / total if total > 0 else None,
-            "seconds_per_query": total / n if n else None}
+    cost = {
+        "queries": n,
+        "documents_scored": scored,
+        "score_seconds": seconds,
+        **prep,
+        "seconds": total,
+        "documents_per_second": scored / total if total > 0 else None,
+        "seconds_per_query": total / n if n else None,
+    }
     return _system(label, reranker.name, spec_info, run, dataset, metrics, threshold, cost)
 
 
@@ -225,10 +307,16 @@ def _environment() -> dict[str, Any]:
     from rankwise import __version__
 
     load = os.getloadavg() if hasattr(os, "getloadavg") else None
-    return {"rankwise": __version__, "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "cpus": os.cpu_count(), "load_average": load}
+    return {
+        "rankwise": __version__,
+        "time": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "cpus": os.cpu_count(),
+        "load_average": load,
+    }
 
 
-def evaluate_many(datasets: Iterable[str | Path], rerankers: Rerankers, **options: Any) -> list[EvaluationReport]:
+def evaluate_many(
+    datasets: Iterable[str | Path], rerankers: Rerankers, **options: Any
+) -> list[EvaluationReport]:
     """:func:`evaluate` on several datasets with the same re-rankers and options."""
     return [evaluate(d, rerankers, **options) for d in datasets]

@@ -1,10 +1,10 @@
 """Document embeddings kept on disk between evaluation runs.
 
-A bi-encoder embeds each document once, whatever the query, and that is its whole cost. Evaluations re-rank the same
-collection again and again (several configurations, tuning, the final benchmark), so the harness stores each
-bi-encoder's document vectors under ``<cache>/embeddings/`` keyed by the model, its window and prefix, and the SHA-1
-of each document text, and loads them into the re-ranker before scoring. Only documents that some query's candidate
-list holds are embedded.
+A bi-encoder embeds each document once, whatever the query, and that is its whole cost. Evaluations re-rank
+the same collection again and again (several configurations, tuning, the final benchmark), so the harness
+stores each bi-encoder's document vectors under ``<cache>/embeddings/`` keyed by the model, its window and
+prefix, and the SHA-1 of each document text, and loads them into the re-ranker before scoring. Only documents
+that some query's candidate list holds are embedded.
 
 Example:
     >>> store = EmbeddingStore("/tmp/rankwise-eval-cache")       # doctest: +SKIP
@@ -29,7 +29,8 @@ CHUNK = 512  # documents embedded between two saves (an interrupted run keeps it
 
 
 def bi_encoders(reranker: Reranker) -> Iterator[Reranker]:
-    """Every bi-encoder in ``reranker``, looking inside composite re-rankers (their ``rerankers`` attribute)."""
+    """Every bi-encoder in ``reranker``, looking inside composite re-rankers (their ``rerankers``
+    attribute)."""
     from rankwise.rerankers.bi_encoder import BiEncoderReranker
 
     stack, seen = [reranker], set()
@@ -69,8 +70,8 @@ class EmbeddingStore:
             return {k.decode("ascii"): v for k, v in zip(data["keys"], data["vectors"])}
 
     def _write(self, path: Path, fresh: dict[str, np.ndarray]) -> None:
-        """Add ``fresh`` vectors to the file: read, merge and replace under a lock, so two processes filling the
-        same store never drop each other's vectors."""
+        """Add ``fresh`` vectors to the file: read, merge and replace under a lock, so two processes filling
+        the same store never drop each other's vectors."""
         path.parent.mkdir(parents=True, exist_ok=True)
         with _locked(path.with_name(path.name + ".lock")):
             vectors = self._read(path)
@@ -98,7 +99,7 @@ class EmbeddingStore:
         _preload(bi, have, [stored[_key(t)] for t in have])
         missing = [t for t in wanted if _key(t) not in stored]
         for start in range(0, len(missing), CHUNK):
-            chunk = missing[start:start + CHUNK]
+            chunk = missing[start : start + CHUNK]
             self._write(path, {_key(t): v for t, v in zip(chunk, bi.embed_documents(chunk))})
             if progress is not None:
                 progress(min(start + CHUNK, len(missing)), len(missing))
@@ -107,7 +108,8 @@ class EmbeddingStore:
 
 @contextlib.contextmanager
 def _locked(lock_path: Path) -> Iterator[None]:
-    """An exclusive advisory lock on ``lock_path`` (POSIX ``flock``; no locking where fcntl does not exist)."""
+    """An exclusive advisory lock on ``lock_path`` (POSIX ``flock``; no locking where fcntl does not
+    exist)."""
     try:
         import fcntl
     except ImportError:  # pragma: no cover - Windows
@@ -124,11 +126,12 @@ def _locked(lock_path: Path) -> Iterator[None]:
 def _preload(bi: Reranker, texts: Sequence[str], vectors: Sequence[np.ndarray]) -> None:
     """Put stored vectors into the bi-encoder's in-memory cache.
 
-    BiEncoderReranker has no public way to add vectors yet, so this uses its cache and lock directly (the only place
-    in rankwise that does); a text it cannot hold (cache too small) is simply embedded again when scored.
+    BiEncoderReranker has no public way to add vectors yet, so this uses its cache and lock directly (the only
+    place in rankwise that does); a text it cannot hold (cache too small) is simply embedded again when
+    scored.
     """
     if not texts or not bi.cache_size:
         return
     with bi._lock:  # noqa: SLF001
-        for text, vector in zip(texts[-bi.cache_size:], vectors[-bi.cache_size:]):
+        for text, vector in zip(texts[-bi.cache_size :], vectors[-bi.cache_size :]):
             bi._cache[text] = vector  # noqa: SLF001

@@ -1,8 +1,8 @@
 """First stage for full collections: BM25 over the whole corpus (bm25s), cached on disk.
 
-Re-ranker experiments re-rank the same candidates many times, so the BM25 run of a (corpus, queries, settings, depth)
-is written once as a TREC run file under the cache folder and read back on later calls. The run is always read back
-from that file, so a cached and a fresh call give the very same scores.
+Re-ranker experiments re-rank the same candidates many times, so the BM25 run of a (corpus, queries, settings,
+depth) is written once as a TREC run file under the cache folder and read back on later calls. The run is
+always read back from that file, so a cached and a fresh call give the very same scores.
 
 For re-ranking pools (a dataset with a given run) the first stage is that run, cut to ``depth``.
 
@@ -28,8 +28,8 @@ from rankwise.evaluation.loader import Dataset, Run, read_run, write_run
 
 @dataclass(frozen=True)
 class BM25Settings:
-    """BM25 over the corpus. Defaults: Anserini's k1=0.9, b=0.4 (BEIR's BM25 baselines), English Snowball stemming,
-    bm25s's English stop words, title + text."""
+    """BM25 over the corpus. Defaults: Anserini's k1=0.9, b=0.4 (BEIR's BM25 baselines), English Snowball
+    stemming, bm25s's English stop words, title + text."""
 
     k1: float = 0.9
     b: float = 0.4
@@ -52,8 +52,11 @@ def _cache_key(dataset: Dataset, depth: int, settings: BM25Settings) -> str:
     queries = hashlib.sha256(json.dumps(sorted(dataset.queries.items())).encode()).hexdigest()
     bm25s = require("bm25s", "retrieval", "BM25 first-stage retrieval")
     key = {
-        "corpus": [str(corpus_file), stat.st_size, stat.st_mtime_ns], "queries": queries, "depth": depth,
-        "settings": asdict(settings), "bm25s": getattr(bm25s, "__version__", "?"),
+        "corpus": [str(corpus_file), stat.st_size, stat.st_mtime_ns],
+        "queries": queries,
+        "depth": depth,
+        "settings": asdict(settings),
+        "bm25s": getattr(bm25s, "__version__", "?"),
     }
     return hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:16]
 
@@ -61,8 +64,8 @@ def _cache_key(dataset: Dataset, depth: int, settings: BM25Settings) -> str:
 def bm25_corpus_run(dataset: Dataset, depth: int = 100, settings: BM25Settings = BM25Settings()) -> Run:
     """BM25 top-``depth`` over ``dataset.corpus`` for each of ``dataset.queries`` (uncached).
 
-    Documents that share no term with the query (score 0) are not returned, as a BM25 engine would not return them.
-    A query with no terms left after stop-wording gets an empty candidate list.
+    Documents that share no term with the query (score 0) are not returned, as a BM25 engine would not return
+    them. A query with no terms left after stop-wording gets an empty candidate list.
     """
     bm25s = require("bm25s", "retrieval", "BM25 first-stage retrieval")
     stemmer = None
@@ -72,8 +75,9 @@ def bm25_corpus_run(dataset: Dataset, depth: int = 100, settings: BM25Settings =
     texts = [document_text(dataset.corpus[d], settings.fields) for d in doc_ids]
 
     def tokenize(items: list[str]) -> list[list[str]]:
-        return bm25s.tokenize(items, stopwords=settings.stopwords or [], stemmer=stemmer, return_ids=False,
-                              show_progress=False)
+        return bm25s.tokenize(
+            items, stopwords=settings.stopwords or [], stemmer=stemmer, return_ids=False, show_progress=False
+        )
 
     index = bm25s.BM25(k1=settings.k1, b=settings.b)
     index.index(tokenize(texts), show_progress=False)
@@ -84,8 +88,9 @@ def bm25_corpus_run(dataset: Dataset, depth: int = 100, settings: BM25Settings =
     keep = [i for i, toks in enumerate(query_tokens) if any(t in vocab for t in toks)]
     if keep:
         k = min(depth, len(doc_ids))
-        hits, scores = index.retrieve([[t for t in query_tokens[i] if t in vocab] for i in keep], k=k,
-                                      show_progress=False)
+        hits, scores = index.retrieve(
+            [[t for t in query_tokens[i] if t in vocab] for i in keep], k=k, show_progress=False
+        )
         for row, i in enumerate(keep):
             run[query_ids[i]] = [(doc_ids[int(h)], float(s)) for h, s in zip(hits[row], scores[row]) if s > 0]
     return run
@@ -114,7 +119,11 @@ def first_stage_run(
     if not use_cache:
         return bm25_corpus_run(dataset, depth, settings)
     folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = folder / "runs" / f"bm25-{dataset.name}-{dataset.split}-d{depth}-{_cache_key(dataset, depth, settings)}.run"
+    path = (
+        folder
+        / "runs"
+        / f"bm25-{dataset.name}-{dataset.split}-d{depth}-{_cache_key(dataset, depth, settings)}.run"
+    )
     if not path.is_file():
         run = bm25_corpus_run(dataset, depth, settings)
         tmp = path.with_suffix(f".tmp{os.getpid()}")

@@ -1,12 +1,13 @@
 """Reading judged test collections: BEIR-layout folders, TREC run files and qrels.
 
-A BEIR folder holds ``corpus.jsonl`` (``{"_id", "title", "text"}``), ``queries.jsonl`` (``{"_id", "text"}``) and
-``qrels/<split>.tsv`` (``query-id  corpus-id  score`` with a header row). A *re-ranking pool* is the same folder plus one
-TREC run file (``*.run``) that lists the candidates of every query (e.g. TREC DL 2019's BM25 top-100).
+A BEIR folder holds ``corpus.jsonl`` (``{"_id", "title", "text"}``), ``queries.jsonl`` (``{"_id", "text"}``)
+and ``qrels/<split>.tsv`` (``query-id  corpus-id  score`` with a header row). A *re-ranking pool* is the same
+folder plus one TREC run file (``*.run``) that lists the candidates of every query (e.g. TREC DL 2019's BM25
+top-100).
 
-Nothing is dropped silently: queries without judgements in the split are skipped and counted, judgements that point at
-unknown queries or at documents outside the corpus are counted, and a malformed line raises an error that names the
-file and line.
+Nothing is dropped silently: queries without judgements in the split are skipped and counted, judgements that
+point at unknown queries or at documents outside the corpus are counted, and a malformed line raises an error
+that names the file and line.
 
 Example:
     >>> from rankwise.evaluation import load_dataset          # doctest: +SKIP
@@ -32,9 +33,9 @@ Run = dict[str, list[tuple[str, float]]]
 """query id -> [(document id, score), ...], best first."""
 
 COLLECTION_THRESHOLD = 1
-"""Default relevance threshold of binary metrics for full collections (BEIR convention: any positive grade)."""
+"""Default relevance threshold of binary metrics for full collections (BEIR: any positive grade)."""
 POOL_THRESHOLD = 2
-"""Default relevance threshold for re-ranking pools given as a TREC run (TREC Deep Learning convention: grade >= 2)."""
+"""Default relevance threshold for re-ranking pools given as a TREC run (TREC Deep Learning: grade >= 2)."""
 
 
 class DataFormatError(RankwiseError, ValueError):
@@ -48,9 +49,11 @@ class LoadCounts:
     queries_in_file: int = 0
     unjudged_queries: int = 0  # queries in queries.jsonl with no judgement in this split: skipped
     qrels_unknown_queries: int = 0  # judged query ids missing from queries.jsonl: skipped
-    judged_docs_not_in_corpus: int = 0  # (query, doc) judgements whose doc is not in corpus.jsonl (normal for pools)
+    # (query, doc) judgements whose doc is not in corpus.jsonl (normal for pools)
+    judged_docs_not_in_corpus: int = 0
     queries_without_relevant: int = 0  # judged queries whose judgements are all <= 0 (kept; they score 0)
-    queries_without_candidates: int = 0  # judged queries the pool run lists no candidate for (kept; they score 0)
+    # judged queries the pool run lists no candidate for (kept; they score 0)
+    queries_without_candidates: int = 0
 
     def to_dict(self) -> dict[str, int]:
         return dict(self.__dict__)
@@ -60,8 +63,9 @@ class LoadCounts:
 class Dataset:
     """One split of a judged collection, ready to evaluate.
 
-    ``queries`` holds only the judged queries of the split (in file order); ``pool`` is the given candidate run for
-    re-ranking pools and None for full collections (whose candidates come from :mod:`rankwise.evaluation.first_stage`).
+    ``queries`` holds only the judged queries of the split (in file order); ``pool`` is the given candidate
+    run for re-ranking pools and None for full collections (whose candidates come from
+    :mod:`rankwise.evaluation.first_stage`).
     """
 
     name: str
@@ -82,8 +86,12 @@ class Dataset:
 
     def describe(self) -> dict[str, object]:
         return {
-            "name": self.name, "path": str(self.path), "split": self.split, "kind": self.kind,
-            "documents": len(self.corpus), "queries": len(self.queries),
+            "name": self.name,
+            "path": str(self.path),
+            "split": self.split,
+            "kind": self.kind,
+            "documents": len(self.corpus),
+            "queries": len(self.queries),
             "judgements": sum(len(v) for v in self.qrels.values()),
             "pool_file": None if self.pool_file is None else self.pool_file.name,
             "skipped": self.counts.to_dict(),
@@ -124,7 +132,9 @@ def read_corpus(path: str | Path) -> dict[str, Document]:
         if not isinstance(text, str) or (title is not None and not isinstance(title, str)):
             raise DataFormatError(f'{path}:{number}: "text" and "title" must be strings.')
         meta = obj.get("metadata")
-        corpus[doc_id] = Document(text=text, id=doc_id, title=title, metadata=meta if isinstance(meta, dict) else {})
+        corpus[doc_id] = Document(
+            text=text, id=doc_id, title=title, metadata=meta if isinstance(meta, dict) else {}
+        )
     return corpus
 
 
@@ -171,7 +181,8 @@ def read_qrels(path: str | Path) -> Qrels:
                 query_id, _, doc_id, grade = parts
             else:
                 raise DataFormatError(
-                    f"{path}:{number}: expected 'query-id corpus-id score' (3 columns) or TREC 'qid 0 docid rel' "
+                    f"{path}:{number}: expected 'query-id corpus-id score' (3 columns) or TREC "
+                    "'qid 0 docid rel' "
                     f"(4 columns), got {len(parts)} columns: {line.rstrip()!r}."
                 )
             try:
@@ -187,7 +198,8 @@ def read_run(path: str | Path) -> Run:
     Candidates are ordered by score (descending), ties by the file's rank column, as trec_eval orders them.
 
     Raises:
-        DataFormatError: a line without 6 columns, a non-numeric rank or score, or a document listed twice for a query.
+        DataFormatError: a line without 6 columns, a non-numeric rank or score, or a document listed twice
+        for a query.
     """
     path = Path(path)
     _must_exist(path, "run")
@@ -211,7 +223,9 @@ def read_run(path: str | Path) -> Run:
                     f"{path}:{number}: rank {rank!r} must be an integer and score {score!r} a number."
                 ) from None
             if (query_id, doc_id) in seen:
-                raise DataFormatError(f"{path}:{number}: document {doc_id!r} is listed twice for query {query_id!r}.")
+                raise DataFormatError(
+                    f"{path}:{number}: document {doc_id!r} is listed twice for query {query_id!r}."
+                )
             seen.add((query_id, doc_id))
             rows.setdefault(query_id, []).append((score_value, rank_value, doc_id))
     return {q: [(d, s) for s, _, d in sorted(r, key=lambda x: (-x[0], x[1]))] for q, r in rows.items()}
@@ -231,15 +245,18 @@ def write_run(run: Mapping[str, list[tuple[str, float]]], path: str | Path, tag:
 
 def _must_exist(path: Path, what: str) -> None:
     if not path.is_file():
-        raise DataFormatError(f"{what} file {str(path)!r} does not exist; a BEIR folder needs corpus.jsonl, "
-                              "queries.jsonl and qrels/<split>.tsv.")
+        raise DataFormatError(
+            f"{what} file {str(path)!r} does not exist; a BEIR folder needs corpus.jsonl, "
+            "queries.jsonl and qrels/<split>.tsv."
+        )
 
 
 def _find_pool(folder: Path) -> Path | None:
     runs = sorted(folder.glob("*.run"))
     if len(runs) > 1:
         raise DataFormatError(
-            f"{folder} holds several run files ({', '.join(r.name for r in runs)}); pass candidates=PATH to pick one."
+            f"{folder} holds several run files ({', '.join(r.name for r in runs)}); "
+            "pass candidates=PATH to pick one."
         )
     return runs[0] if runs else None
 
@@ -250,9 +267,9 @@ def load_dataset(path: str | Path, split: str = "test", candidates: str | Path |
     Args:
         path: the folder.
         split: the qrels file to use (``qrels/<split>.tsv``).
-        candidates: ``None`` = the folder's single ``*.run`` file when it has one (a re-ranking pool), else a full
-            collection; a path = that TREC run file as the candidate pool; ``"bm25"`` = treat the folder as a full
-            collection even if it carries a run file.
+        candidates: ``None`` = the folder's single ``*.run`` file when it has one (a re-ranking pool), else
+            a full collection; a path = that TREC run file as the candidate pool; ``"bm25"`` = treat the
+            folder as a full collection even if it carries a run file.
 
     Raises:
         DataFormatError: a missing file, a malformed line (named with file:line), or an unknown split.
@@ -263,7 +280,9 @@ def load_dataset(path: str | Path, split: str = "test", candidates: str | Path |
     qrels_path = folder / "qrels" / f"{split}.tsv"
     if not qrels_path.is_file():
         have = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
-        raise DataFormatError(f"{folder}: no qrels for split {split!r}; available splits: {', '.join(have) or 'none'}.")
+        raise DataFormatError(
+            f"{folder}: no qrels for split {split!r}; available splits: {', '.join(have) or 'none'}."
+        )
     corpus = read_corpus(folder / "corpus.jsonl")
     all_queries = read_queries(folder / "queries.jsonl")
     all_qrels = read_qrels(qrels_path)
@@ -289,11 +308,19 @@ def load_dataset(path: str | Path, split: str = "test", candidates: str | Path |
         missing = {d for q in queries for d, _ in pool.get(q, []) if d not in corpus}
         if missing:
             raise DataFormatError(
-                f"{pool_file}: {len(missing)} candidate documents are not in corpus.jsonl (e.g. {sorted(missing)[0]!r})."
+                f"{pool_file}: {len(missing)} candidate documents are not in corpus.jsonl "
+                f"(e.g. {sorted(missing)[0]!r})."
             )
         pool = {q: pool.get(q, []) for q in queries}
     return Dataset(
-        name=folder.resolve().name, path=folder, split=split, corpus=corpus, queries=queries, qrels=qrels,
-        kind="pool" if pool is not None else "collection", pool=pool, pool_file=pool_file, counts=counts,
+        name=folder.resolve().name,
+        path=folder,
+        split=split,
+        corpus=corpus,
+        queries=queries,
+        qrels=qrels,
+        kind="pool" if pool is not None else "collection",
+        pool=pool,
+        pool_file=pool_file,
+        counts=counts,
     )
-

@@ -1,9 +1,10 @@
 """IR metrics computed by pytrec_eval (trec_eval's own code), per query.
 
-Metric names: ``ndcg@K`` (graded gains, trec_eval's ``ndcg_cut``), ``mrr@K`` (reciprocal rank of the first relevant
-document within the top K), ``recall@K``, ``p@K`` (precision) and ``map`` (over the whole ranked list). Binary metrics
-(everything but nDCG) count a document as relevant when its grade is ``>= relevance_threshold``; nDCG uses the grades
-as gains whatever the threshold. Queries that have judgements but no retrieved documents score 0 (trec_eval ``-c``).
+Metric names: ``ndcg@K`` (graded gains, trec_eval's ``ndcg_cut``), ``mrr@K`` (reciprocal rank of the first
+relevant document within the top K), ``recall@K``, ``p@K`` (precision) and ``map`` (over the whole ranked
+list). Binary metrics (all but nDCG) count a document as relevant when its grade is
+``>= relevance_threshold``; nDCG uses the grades as gains whatever the threshold. Queries that have
+judgements but no retrieved documents score 0 (trec_eval ``-c``).
 
 Documents are ordered as trec_eval orders them: by score, descending, ties by document id, descending.
 
@@ -75,7 +76,11 @@ def evaluate_run(
         relevance_threshold: minimum grade that counts as relevant for binary metrics (>= 1).
     """
     pytrec_eval = require("pytrec_eval", "eval", "Evaluation metrics (pytrec_eval-terrier)")
-    if isinstance(relevance_threshold, bool) or not isinstance(relevance_threshold, int) or relevance_threshold < 1:
+    if (
+        isinstance(relevance_threshold, bool)
+        or not isinstance(relevance_threshold, int)
+        or relevance_threshold < 1
+    ):
         raise InvalidInputError(f"relevance_threshold must be an int >= 1, got {relevance_threshold!r}.")
     parsed = {m: parse_metric(m) for m in metrics}
     qrels_plain = {q: {d: int(g) for d, g in j.items()} for q, j in qrels.items()}

@@ -1,7 +1,8 @@
 """What an evaluation returns: base vs re-rankers, per metric and per query, and ways to show it.
 
 * :meth:`EvaluationReport.to_dict` / JSON -- everything, per-query scores included;
-* :meth:`EvaluationReport.save` -- ``report.json``, one TREC run file per system, ``table.md`` and ``delta.png``;
+* :meth:`EvaluationReport.save` -- ``report.json``, one TREC run file per system, ``table.md`` and
+``delta.png``;
 * :func:`format_table` -- a readable markdown table (the CLI prints it);
 * :func:`plot_deltas` -- per-query change of the headline metric for each re-ranker (matplotlib, Agg backend).
 """
@@ -33,8 +34,13 @@ class SystemResult:
     cost: dict[str, Any]
 
     def to_dict(self, per_query: bool = True) -> dict[str, Any]:
-        out: dict[str, Any] = {"label": self.label, "model": self.model, "spec": self.spec,
-                               "metrics": self.means, "cost": self.cost}
+        out: dict[str, Any] = {
+            "label": self.label,
+            "model": self.model,
+            "spec": self.spec,
+            "metrics": self.means,
+            "cost": self.cost,
+        }
         if per_query:
             out["per_query"] = self.per_query
         return out
@@ -63,7 +69,9 @@ class EvaluationReport:
 
     def to_dict(self, per_query: bool = True) -> dict[str, Any]:
         return {
-            "dataset": self.dataset, "settings": self.settings, "environment": self.environment,
+            "dataset": self.dataset,
+            "settings": self.settings,
+            "environment": self.environment,
             "base": self.base.to_dict(per_query),
             "systems": [s.to_dict(per_query) for s in self.systems],
             "comparisons": {k: {m: c.to_dict() for m, c in v.items()} for k, v in self.comparisons.items()},
@@ -73,7 +81,8 @@ class EvaluationReport:
         return json.dumps(self.to_dict(per_query), indent=2, ensure_ascii=False)
 
     def save(self, folder: str | Path, plot: bool = True, runs: bool = True) -> dict[str, Path]:
-        """Write ``report.json``, ``table.md``, (``runs``) ``runs/<system>.run`` and (``plot``) ``delta.png``."""
+        """Write ``report.json``, ``table.md``, (``runs``) ``runs/<system>.run`` and (``plot``)
+        ``delta.png``."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
         written = {"report": folder / "report.json", "table": folder / "table.md"}
@@ -106,10 +115,13 @@ def format_table(report: EvaluationReport) -> str:
     metrics = report.settings["metrics"]
     d, s = report.dataset, report.settings
     lines = [
-        f"dataset {d['name']} ({d['kind']}), split {s['split']}: {s['queries_evaluated']} judged queries evaluated, "
+        f"dataset {d['name']} ({d['kind']}), split {s['split']}: "
+        f"{s['queries_evaluated']} judged queries evaluated, "
         f"{d['documents']} documents; candidates: {s['candidates']} (depth {s['depth']})",
-        f"binary metrics count grade >= {s['relevance_threshold']} as relevant ({s['relevance_threshold_source']})",
-        "skipped: " + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["skipped"].items() if k != "queries_in_file"),
+        f"binary metrics count grade >= {s['relevance_threshold']} as relevant "
+        f"({s['relevance_threshold_source']})",
+        "skipped: "
+        + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["skipped"].items() if k != "queries_in_file"),
         "",
         "| system | " + " | ".join(metrics) + f" | W/T/L ({report.headline}) | docs/s | s/query |",
         "|---|" + "---:|" * (len(metrics) + 3),
@@ -129,7 +141,9 @@ def format_table(report: EvaluationReport) -> str:
         spq = f"{cost['seconds_per_query']:.3f}" if cost.get("seconds_per_query") is not None else ""
         lines.append(f"| {system.label} | " + " | ".join(cells) + f" | {wtl} | {dps} | {spq} |")
     lines.append("")
-    lines.append("(+delta vs the first row; * = p < 0.05 in both the paired t-test and the paired randomization test)")
+    lines.append(
+        "(+delta vs the first row; * = p < 0.05 in both the paired t-test and the paired randomization test)"
+    )
     return "\n".join(lines)
 
 
@@ -143,7 +157,9 @@ def plot_deltas(report: EvaluationReport, path: str | Path, metric: str | None =
     metric = metric or report.headline
     base = report.base.per_query[metric]
     systems = report.systems
-    fig, axes = plt.subplots(len(systems), 1, figsize=(9, 2.4 * len(systems) + 0.6), sharey=True, squeeze=False)
+    fig, axes = plt.subplots(
+        len(systems), 1, figsize=(9, 2.4 * len(systems) + 0.6), sharey=True, squeeze=False
+    )
     for ax, system in zip(axes[:, 0], systems):
         deltas = sorted((system.per_query[metric][q] - base[q] for q in base), reverse=True)
         colors = ["#2a9d8f" if x > 0 else "#e76f51" if x < 0 else "#999999" for x in deltas]
@@ -152,7 +168,8 @@ def plot_deltas(report: EvaluationReport, path: str | Path, metric: str | None =
         c = report.comparisons[system.label][metric]
         ax.set_title(
             f"{system.label}: mean {c.delta:+.4f}, W/T/L {c.wins}/{c.ties}/{c.losses}, "
-            f"p(t)={c.t_test_p:.3g}, p(rand)={c.randomization_p:.3g}", fontsize=9,
+            f"p(t)={c.t_test_p:.3g}, p(rand)={c.randomization_p:.3g}",
+            fontsize=9,
         )
         ax.set_ylabel(f"delta {metric}", fontsize=8)
         ax.set_xlim(-0.5, len(deltas) - 0.5)

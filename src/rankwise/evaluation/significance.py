@@ -2,9 +2,9 @@
 
 * paired t-test (``scipy.stats.ttest_rel``), two-sided;
 * paired randomization (sign-flip permutation) test: under the null hypothesis each query's two scores are
-  exchangeable, so the sign of each per-query difference is flipped at random ``trials`` times; the p-value is the
-  share of flips whose mean difference is at least as large in magnitude as the observed one, with the +1 correction
-  (Smucker, Allan & Carterette 2007 recommend it for IR evaluation);
+  exchangeable, so the sign of each per-query difference is flipped at random ``trials`` times; the p-value is
+  the share of flips whose mean difference is at least as large in magnitude as the observed one, with the +1
+  correction (Smucker, Allan & Carterette 2007 recommend it for IR evaluation);
 * wins / ties / losses per query.
 
 Example:
@@ -85,7 +85,12 @@ def randomization_test(a: np.ndarray, b: np.ndarray, trials: int = 10_000, seed:
 
 
 def compare(
-    base: Mapping[str, float], system: Mapping[str, float], *, metric: str, trials: int = 10_000, seed: int = 0
+    base: Mapping[str, float],
+    system: Mapping[str, float],
+    *,
+    metric: str,
+    trials: int = 10_000,
+    seed: int = 0,
 ) -> Comparison:
     """Compare per-query scores of ``system`` against ``base`` (both keyed by query id, same query set)."""
     if set(base) != set(system):
@@ -101,9 +106,15 @@ def compare(
     system_mean = float(b.mean()) if len(b) else 0.0
     delta = system_mean - base_mean
     return Comparison(
-        metric=metric, queries=len(queries), base_mean=base_mean, system_mean=system_mean, delta=delta,
+        metric=metric,
+        queries=len(queries),
+        base_mean=base_mean,
+        system_mean=system_mean,
+        delta=delta,
         relative_delta=delta / base_mean if base_mean else None,
-        t_test_p=paired_t_test(a, b), randomization_p=randomization_test(a, b, trials, seed),
-        wins=int(np.sum(diff > TIE_TOLERANCE)), ties=int(np.sum(np.abs(diff) <= TIE_TOLERANCE)),
+        t_test_p=paired_t_test(a, b),
+        randomization_p=randomization_test(a, b, trials, seed),
+        wins=int(np.sum(diff > TIE_TOLERANCE)),
+        ties=int(np.sum(np.abs(diff) <= TIE_TOLERANCE)),
         losses=int(np.sum(diff < -TIE_TOLERANCE)),
     )

@@ -3,25 +3,26 @@
 Grammar (the same on the command line and in the API)::
 
     SPEC    = TARGET [":" BACKEND] [":" OPTIONS]  |  JSON-object
-    TARGET  = a preset (`rankwise models`), a backend name (built with no model: fusion, bm25, metadata-score),
-              a model name, or a local folder
+    TARGET  = a preset (`rankwise models`), a backend name (built with no model: fusion, bm25,
+              metadata-score), a model name, or a local folder
     OPTIONS = KEY=VALUE [";" KEY=VALUE ...]
-    VALUE   = JSON when it parses (1.5, true, "x", [1, 2], {...}), else a comma-separated list (a,b), else a string
+    VALUE   = JSON when it parses (1.5, true, "x", [1, 2], {...}), else a comma-separated list (a,b),
+              else a string
 
 Examples::
 
-    bm25                                          preset
-    default:weights=1,2                           preset with an option overridden
-    minilm-bi-encoder:max_length=512;fields=text  preset with two options
-    cross-encoder/ms-marco-MiniLM-L-6-v2:onnx     model name + backend
+    bm25                                            a preset
+    default:weights=1,2                             a preset with an option overridden
+    minilm-bi-encoder:max_length=512;fields=text    a preset with two options
+    cross-encoder/ms-marco-MiniLM-L-6-v2:onnx       a model name and a backend
     fusion:members=bm25,minilm-bi-encoder;method=rrf
     fusion:members=metadata-score,minilm-bi-encoder;weights=[1,2]
-    {"backend": "fusion", "members": ["bm25", {"name": "minilm-bi-encoder", "max_length": 512}], "label": "f512"}
+    {"backend": "fusion", "members": ["bm25", {"name": "minilm-bi-encoder", "max_length": 512}]}
 
-The segment that holds the first ``=`` starts the options, so ``TARGET:BACKEND`` and ``TARGET:OPTIONS`` cannot be
-confused. Fusion ``members`` are specs themselves (strings or JSON objects), so a member can carry options in JSON.
-In a JSON object the keys ``name``, ``backend`` and ``label`` (the name shown in reports) are reserved; every other
-key is an option.
+The segment that holds the first ``=`` starts the options, so ``TARGET:BACKEND`` and ``TARGET:OPTIONS`` cannot
+be confused. Fusion ``members`` are specs themselves (strings or JSON objects), so a member can carry options
+in JSON. In a JSON object the keys ``name``, ``backend`` and ``label`` (the name shown in reports) are
+reserved; every other key is an option.
 
 Example:
     >>> s = parse_spec("fusion:members=bm25,minilm-bi-encoder;method=rrf")
@@ -64,10 +65,17 @@ class RerankerSpec:
         try:
             return _load(self.name, self.backend, self.options)
         except TypeError as exc:  # unknown keyword or a value of the wrong type: name the spec
-            raise InvalidInputError(f"re-ranker spec {self.label!r}: {exc}; check the option names and values.") from exc
+            raise InvalidInputError(
+                f"re-ranker spec {self.label!r}: {exc}; check the option names and values."
+            ) from exc
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "name": self.name, "backend": self.backend, "options": _jsonable(self.options)}
+        return {
+            "label": self.label,
+            "name": self.name,
+            "backend": self.backend,
+            "options": _jsonable(self.options),
+        }
 
 
 def _split_top(text: str, sep: str) -> list[str]:
@@ -126,18 +134,23 @@ def parse_spec(spec: str | Mapping[str, Any]) -> RerankerSpec:
     """Parse a spec string or JSON object (see the module docs). Nothing is built or imported.
 
     Raises:
-        InvalidInputError: an empty spec, bad JSON, an option without ``=``, or more than TARGET:BACKEND before options.
+        InvalidInputError: an empty spec, bad JSON, an option without ``=``, or more than TARGET:BACKEND
+        before options.
     """
     if isinstance(spec, Mapping):
         data = dict(spec)
         label = data.pop("label", None)
         name, backend = data.pop("name", None), data.pop("backend", None)
         if name is None and backend is None:
-            raise InvalidInputError(f"re-ranker spec {spec!r} needs a 'name' (preset or model) or a 'backend'.")
+            raise InvalidInputError(
+                f"re-ranker spec {spec!r} needs a 'name' (preset or model) or a 'backend'."
+            )
         shown = label or json.dumps(_jsonable(dict(spec)), sort_keys=True)
         return RerankerSpec(label=str(shown), name=name, backend=backend, options=data)
     if not isinstance(spec, str) or not spec.strip():
-        raise InvalidInputError(f"a re-ranker spec must be a non-empty string or a JSON object, got {spec!r}.")
+        raise InvalidInputError(
+            f"a re-ranker spec must be a non-empty string or a JSON object, got {spec!r}."
+        )
     text = spec.strip()
     if text.startswith("{"):
         try:
@@ -155,8 +168,9 @@ def parse_spec(spec: str | Mapping[str, Any]) -> RerankerSpec:
             "'my/model:onnx', 'default:weights=1,2'."
         )
     options = parse_options(options_text, text) if options_text else {}
-    return RerankerSpec(label=text, name=head[0].strip(), backend=head[1].strip() if len(head) == 2 else None,
-                        options=options)
+    return RerankerSpec(
+        label=text, name=head[0].strip(), backend=head[1].strip() if len(head) == 2 else None, options=options
+    )
 
 
 def build_reranker(spec: SpecLike) -> Reranker:
@@ -183,7 +197,9 @@ def _load(name: str | None, backend: str | None, options: dict[str, Any]) -> Rer
     if "members" in options:  # fusion members are specs too
         members = options["members"]
         if isinstance(members, (str, Mapping)) or not isinstance(members, (list, tuple)):
-            raise InvalidInputError(f"members must be a list of re-ranker specs (two or more), got {members!r}.")
+            raise InvalidInputError(
+                f"members must be a list of re-ranker specs (two or more), got {members!r}."
+            )
         options["members"] = [build_reranker(m) for m in members]
     presets, backends = registry.presets(), registry.backends()
     if name is not None and name in presets:

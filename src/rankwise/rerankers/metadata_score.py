@@ -1,18 +1,19 @@
 """Scores that arrive with the candidates: rank by a number in each document's metadata.
 
-A first-stage retriever already scored its candidates (BM25 over the whole corpus, a dense index, a search engine's
-relevance score, a product's popularity). Carried in ``Document.metadata``, that score becomes one more
-:class:`Reranker`, so fusion can combine it with model scores -- e.g. corpus-level BM25 (true IDF over millions of
-documents) instead of BM25 recomputed over the candidate list.
+A first-stage retriever already scored its candidates (BM25 over the whole corpus, a dense index, a search
+engine's relevance score, a product's popularity). Carried in ``Document.metadata``, that score becomes one
+more :class:`Reranker`, so fusion can combine it with model scores -- e.g. corpus-level BM25 (true IDF over
+millions of documents) instead of BM25 recomputed over the candidate list.
 
-The evaluation harness puts each candidate's first-stage score in ``metadata["first_stage_score"]`` and its rank in
-``metadata["first_stage_rank"]``.
+The evaluation harness puts each candidate's first-stage score in ``metadata["first_stage_score"]`` and its
+rank in ``metadata["first_stage_rank"]``.
 
 Example:
     >>> docs = [{"text": "a", "first_stage_score": 3.2}, {"text": "b", "first_stage_score": 7.5}]
     >>> MetadataScoreReranker().rank("any query", docs).top_k(1)[0].index
     1
-    >>> MetadataScoreReranker(field="first_stage_rank", descending=False).score("q", [{"text": "x", "first_stage_rank": 2}])
+    >>> by_rank = MetadataScoreReranker(field="first_stage_rank", descending=False)
+    >>> by_rank.score("q", [{"text": "x", "first_stage_rank": 2}])
     [-2.0]
 """
 
@@ -33,7 +34,8 @@ class MetadataScoreReranker(Reranker):
 
     Args:
         field: the metadata key that holds the score (default ``"first_stage_score"``).
-        descending: True = larger is better (scores); False = smaller is better (ranks, distances), scored as ``-value``.
+        descending: True = larger is better (scores); False = smaller is better (ranks, distances),
+            scored as ``-value``.
         missing: the score of a document without the field; None (default) = such a document is an error.
         name: the model name put on results (default ``"metadata:<field>"``).
     """
@@ -61,7 +63,8 @@ class MetadataScoreReranker(Reranker):
             if self.missing is None:
                 raise InvalidInputError(
                     f"document {position} has no metadata[{self.field!r}]; put the score there "
-                    f"(e.g. {{'text': ..., {self.field!r}: 12.3}}) or pass missing=<score> to score such documents."
+                    f"(e.g. {{'text': ..., {self.field!r}: 12.3}}) "
+                    "or pass missing=<score> to score such documents."
                 )
             return self.missing
         try:
@@ -72,7 +75,9 @@ class MetadataScoreReranker(Reranker):
             ) from None
         return value if self.descending else -value
 
-    def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> Sequence[float]:
+    def _score(
+        self, query: str, documents: list[Document], progress: ProgressCallback | None
+    ) -> Sequence[float]:
         scores = [self._value(d, i) for i, d in enumerate(documents)]
         if progress is not None:
             progress(len(documents), len(documents))
