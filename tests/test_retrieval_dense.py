@@ -154,7 +154,10 @@ def test_stored_vector_reranker_gives_the_bi_encoders_scores_without_embedding(a
     np.testing.assert_allclose(stored.score(q, docs), bi_encoder.score(q, docs), atol=1e-4)
     fused = build_reranker("default", adi)
     assert any(isinstance(m, StoredVectorReranker) for m in fused.rerankers)
-    reference = FusionReranker([BM25Reranker(), bi_encoder], method="zscore")
+    from rankwise.registry import presets
+
+    default = presets()["default"].options  # the same method and weights as the shipped preset
+    reference = FusionReranker([BM25Reranker(), bi_encoder], method=default["method"], weights=default["weights"])
     np.testing.assert_allclose(fused.score(q, docs), reference.score(q, docs), atol=1e-3)
     assert isinstance(build_reranker("minilm-bi-encoder", adi), StoredVectorReranker)
     assert build_reranker("none", adi) is None
