@@ -34,7 +34,9 @@ DATA = Path(os.environ.get("RANKWISE_DATA", ROOT / ".." / "shared" / "data")).re
 CACHE = ROOT / "benchmarks" / ".cache"
 RESULTS = ROOT / "benchmarks" / "results"
 CPU_CONFIGS = ("reference", "torch_fp32", "onnx_fp32", "onnx_int8", "onnx_int8_chunk")
-CUDA_CONFIGS = ("reference", "torch_bf16", "torch_fp32")
+CUDA_CONFIGS = ("reference", "torch_bf16", "torch_fp32", "torch_bf16_groups")
+# "<config>_groups": all queries in one score_groups() call (how the server's dynamic batcher feeds a GPU), timed
+# after the interleaved per-query rounds.
 Group = tuple[str, str, list[str]]  # (query id, query, candidate texts)
 
 
@@ -86,15 +88,24 @@ def reference_scorer(folder: Path, device: str, dtype: str = "fp32", batch_size:
                                                  show_progress_bar=False), dtype=np.float64)
 
 
-def rankwise_scorer(backend: str, folder: Path, **options: Any) -> Callable:
+def rankwise_scorer(backend: str, folder: Path, grouped: bool = False, **options: Any) -> Callable:
     import rankwise
 
     reranker = rankwise.load(str(folder), backend=backend, **options)
+    if grouped:
+        return lambda groups: [np.asarray(s, dtype=np.float64)
+                               for s in reranker.score_groups([(q, docs) for _, q, docs in groups])]
     return lambda q, docs: np.asarray(reranker.score(q, docs), dtype=np.float64)
 
 
 def build(config: str, folder: Path, device: str, threads: int) -> Callable:
     onnx_cache = CACHE / "onnx"
+    if config.endswith("_groups"):
+        base = config.removesuffix("_groups")
+        if not base.startswith("torch_"):
+            raise SystemExit(f"{config!r}: grouped scoring is measured for the torch configs only")
+        return rankwise_scorer("cross-encoder", folder, grouped=True, device=device, dtype=base.split("_")[1],
+                               overflow="truncate", max_length=512)
     if config == "reference":
         return reference_scorer(folder, device)
     if config in ("torch_fp32", "torch_bf16"):
@@ -133,6 +144,37 @@ def timed_rounds(scorers: dict[str, Callable], groups: list[Group], sync: Callab
             seconds[name] += time.perf_counter() - start
             cpu[name] += time.process_time() - cpu_start
     return scores, seconds, cpu
+
+
+def timed_once(score_all: Callable, groups: list[Group], sync: Callable[[], None]
+               ) -> tuple[list[np.ndarray], float, float]:
+    """One call over every group (after a warm-up call on a few pairs)."""
+    score_all([(groups[0][0], groups[0][1], groups[0][2][:8])])
+    sync()
+    start, cpu_start = time.perf_counter(), time.process_time()
+    out = score_all(groups)
+    sync()
+    return out, time.perf_counter() - start, time.process_time() - cpu_start
+
+
+def summarize(config: str, scores: dict[str, list[np.ndarray]], seconds: dict[str, float],
+              cpu: dict[str, float], n_pairs: int, folder: Path, groups: list[Group]) -> dict[str, Any]:
+    """Rates, ratios to the reference, and agreement with it, for one configuration."""
+    entry: dict[str, Any] = {"seconds": round(seconds[config], 3),
+                             "pairs_per_s": round(n_pairs / seconds[config], 2),
+                             "cpu_seconds": round(cpu[config], 3)}
+    if config != "reference":
+        entry["speedup_vs_reference"] = round(seconds["reference"] / seconds[config], 3)
+        entry["cpu_speedup_vs_reference"] = round(cpu["reference"] / cpu[config], 3)
+        entry.update({k: float(f"{v:.4g}") for k, v in agreement(scores["reference"], scores[config]).items()})
+    if config.endswith("_chunk"):
+        entry["passages"] = count_passages(folder, groups)
+        entry["passages_per_s"] = round(entry["passages"] / seconds[config], 2)
+        entry["note"] = ("default overflow='chunk': documents over 512 tokens are scored on several passages "
+                         "(max-passage), so 'pairs' here are documents")
+    if config.endswith("_groups"):
+        entry["note"] = "all queries in one score_groups() call, timed after the interleaved rounds"
+    return entry
 
 
 def count_passages(folder: Path, groups: list[Group]) -> int:
@@ -209,23 +251,14 @@ def main(argv: list[str] | None = None) -> int:
                    "cpu_seconds = process CPU time (all threads) while that config ran"),
         "machine": machine_info(args.device), "configs": {},
     }
-    scorers = {config: build(config, folder, args.device, threads) for config in configs}
+    per_query = [c for c in configs if not c.endswith("_groups")]
+    scorers = {config: build(config, folder, args.device, threads) for config in per_query}
     scores, seconds, cpu = timed_rounds(scorers, groups, sync)
-    ref_rate = n_pairs / seconds["reference"]
+    for config in [c for c in configs if c.endswith("_groups")]:
+        scores[config], seconds[config], cpu[config] = timed_once(build(config, folder, args.device, threads),
+                                                                  groups, sync)
     for config in configs:
-        entry: dict[str, Any] = {"seconds": round(seconds[config], 3),
-                                 "pairs_per_s": round(n_pairs / seconds[config], 2),
-                                 "cpu_seconds": round(cpu[config], 3)}
-        if config != "reference":
-            entry["speedup_vs_reference"] = round(entry["pairs_per_s"] / ref_rate, 3)
-            entry["cpu_speedup_vs_reference"] = round(cpu["reference"] / cpu[config], 3)
-            entry.update({k: float(f"{v:.4g}") for k, v in agreement(scores["reference"], scores[config]).items()})
-        if config.endswith("_chunk"):
-            entry["passages"] = count_passages(folder, groups)
-            entry["passages_per_s"] = round(entry["passages"] / seconds[config], 2)
-            entry["note"] = ("default overflow='chunk': documents over 512 tokens are scored on several passages "
-                             "(max-passage), so 'pairs' here are documents")
-        result["configs"][config] = entry
+        result["configs"][config] = summarize(config, scores, seconds, cpu, n_pairs, folder, groups)
     result["load_after"] = os.getloadavg()
     out = args.out or RESULTS / ("throughput_cuda.json" if cuda else "throughput.json")
     out.parent.mkdir(parents=True, exist_ok=True)
