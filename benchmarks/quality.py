@@ -45,11 +45,13 @@ CONFIGS: dict[str, str] = {
     "bm25 (candidates)": "bm25",
     "bi-encoder": "minilm-bi-encoder",
     "rrf: bm25 + bi": "fusion:members=bm25,minilm-bi-encoder;method=rrf",
-    "zscore: bm25 + bi (shipped default)": "fusion:members=bm25,minilm-bi-encoder;method=zscore",
+    "zscore: bm25 + bi (equal weights)": "fusion:members=bm25,minilm-bi-encoder;method=zscore",
     "rrf: first-stage + bi": "fusion:members=metadata-score,minilm-bi-encoder;method=rrf",
     "zscore: first-stage + bi": "fusion:members=metadata-score,minilm-bi-encoder;method=zscore",
     # chosen on scifact/train + nfcorpus/dev only (benchmarks/tune_fusion.py -> results/fusion_tuning.json)
-    "tuned: zscore bm25 + 2x bi": "fusion:members=bm25,minilm-bi-encoder;method=zscore;weights=1,2",
+    "tuned: zscore bm25 + 2x bi (= default preset)": (
+        "fusion:members=bm25,minilm-bi-encoder;method=zscore;weights=1,2"
+    ),
     "tuned: zscore first-stage + 2.5x bi": (
         "fusion:members=metadata-score,minilm-bi-encoder;method=zscore;weights=1,2.5"
     ),
@@ -92,7 +94,10 @@ def run_dataset(name: str, configs: dict[str, str]) -> dict:
     row = {
         "dataset": report.dataset,
         "settings": report.settings,
-        "systems": {s.label: {"spec": s.spec, "metrics": s.means} for s in [report.base, *report.systems]},
+        "systems": {
+            s.label: {"spec": s.spec, "metrics": s.means, "cost_warm": s.cost}
+            for s in [report.base, *report.systems]
+        },
         "vs_bm25": {
             label: {m: c.to_dict() for m, c in comps.items()} for label, comps in report.comparisons.items()
         },
