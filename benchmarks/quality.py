@@ -52,7 +52,7 @@ CONFIGS: dict[str, str] = {
     "tuned: zscore bm25 + 2x bi (= default preset)": (
         "fusion:members=bm25,minilm-bi-encoder;method=zscore;weights=1,2"
     ),
-    "tuned: zscore first-stage + 2.5x bi": (
+    "tuned: zscore first-stage + 2.5x bi": (  # = the `hybrid` preset
         "fusion:members=metadata-score,minilm-bi-encoder;method=zscore;weights=1,2.5"
     ),
 }

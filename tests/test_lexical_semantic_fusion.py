@@ -82,3 +82,39 @@ def test_default_preset_is_offline_and_ranks_the_seed_example():
     results = reranker.rank(SEED_QUERY, SEED_DOCS)
     assert results[0].index == 0
     assert "bm25" in results.model and "MiniLM" in results.model
+
+
+def test_bi_encoder_preload_serves_given_vectors_without_a_forward_pass(bi_encoder):
+    vectors = bi_encoder.embed_documents(SEED_DOCS[:2])
+    aliases = ["preload alias one (never embedded)", "preload alias two (never embedded)"]
+    given = vectors.copy()
+    assert bi_encoder.preload(aliases, given) == 2
+    given[:] = 0.0  # the cache holds a copy: changing the caller's array afterwards changes nothing
+    query = bi_encoder.embed_query(SEED_QUERY)
+    np.testing.assert_allclose(bi_encoder.score(SEED_QUERY, aliases), vectors @ query, rtol=1e-6)
+
+
+@pytest.mark.parametrize(
+    ("texts", "vectors", "message"),
+    [
+        (["a", "b"], np.ones((1, 384), np.float32) / np.sqrt(384), "got 2 texts and vectors of shape"),
+        (["a"], np.ones((1, 3), np.float32) / np.sqrt(3), "3 dimensions"),
+        (["a"], np.ones((1, 384), np.float32), "unit length"),
+        (["a"], np.full((1, 384), np.nan, np.float32), "NaN"),
+        ([7], np.ones((1, 384), np.float32) / np.sqrt(384), "must be strings"),
+    ],
+)
+def test_bi_encoder_preload_rejects_bad_vectors(bi_encoder, texts, vectors, message):
+    with pytest.raises(InvalidInputError, match=message):
+        bi_encoder.preload(texts, vectors)
+
+
+def test_hybrid_preset_fuses_the_first_stage_score_with_the_bi_encoder(bi_encoder):
+    docs = [{"text": t, "first_stage_score": s} for t, s in zip(SEED_DOCS, (2.0, 9.0, 4.0))]
+    hybrid = rankwise.load("hybrid")
+    bi = np.array(bi_encoder.score(SEED_QUERY, SEED_DOCS))
+    first = np.array([2.0, 9.0, 4.0])
+    expected = (first - first.mean()) / first.std() + 2.5 * (bi - bi.mean()) / bi.std()
+    np.testing.assert_allclose(hybrid.score(SEED_QUERY, docs), expected, rtol=1e-4, atol=1e-5)
+    with pytest.raises(InvalidInputError, match="first_stage_score"):
+        hybrid.score(SEED_QUERY, SEED_DOCS)

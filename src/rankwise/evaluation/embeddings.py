@@ -18,7 +18,7 @@ import contextlib
 import hashlib
 import json
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 
 import numpy as np
@@ -96,7 +96,8 @@ class EmbeddingStore:
         path = self._path(bi, dataset)
         stored = self._read(path)
         have = [t for t in wanted if _key(t) in stored]
-        _preload(bi, have, [stored[_key(t)] for t in have])
+        if have:
+            bi.preload(have, np.stack([stored[_key(t)] for t in have]))
         missing = [t for t in wanted if _key(t) not in stored]
         for start in range(0, len(missing), CHUNK):
             chunk = missing[start : start + CHUNK]
@@ -122,16 +123,3 @@ def _locked(lock_path: Path) -> Iterator[None]:
         finally:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
-
-def _preload(bi: Reranker, texts: Sequence[str], vectors: Sequence[np.ndarray]) -> None:
-    """Put stored vectors into the bi-encoder's in-memory cache.
-
-    BiEncoderReranker has no public way to add vectors yet, so this uses its cache and lock directly (the only
-    place in rankwise that does); a text it cannot hold (cache too small) is simply embedded again when
-    scored.
-    """
-    if not texts or not bi.cache_size:
-        return
-    with bi._lock:  # noqa: SLF001
-        for text, vector in zip(texts[-bi.cache_size :], vectors[-bi.cache_size :]):
-            bi._cache[text] = vector  # noqa: SLF001

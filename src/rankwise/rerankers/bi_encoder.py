@@ -101,6 +101,62 @@ class BiEncoderReranker(Reranker):
                 rows[i] = v
         return np.stack(rows)
 
+    def preload(self, texts: Sequence[str], vectors: np.ndarray | Sequence[np.ndarray]) -> int:
+        """Put document embeddings computed elsewhere (a vector index, an earlier run) into the cache.
+
+        Scoring a preloaded text then costs a dot product instead of a forward pass. ``vectors[i]`` must be
+        ``texts[i]``'s embedding by this model, with ``document_prefix`` applied, unit length; they are copied
+        (as float32), never kept by reference. With more texts than ``cache_size``, the last ones are kept.
+
+        Returns the number of vectors now cached.
+
+        Example:
+            >>> bi = BiEncoderReranker()                                          # doctest: +SKIP
+            >>> bi.preload(["LSTMs gate a cell state."], bi.embed_documents(["LSTMs gate a cell state."]))  # doctest: +SKIP
+            1
+
+        Raises:
+            InvalidInputError: lengths differ, a text is not a string, or a vector has the wrong shape, is not
+                finite, or is not unit length.
+        """
+        texts = list(texts)
+        bad = next((t for t in texts if not isinstance(t, str)), None)
+        if bad is not None:
+            raise InvalidInputError(f"preload texts must be strings, got {type(bad).__name__}: {bad!r}.")
+        matrix = np.array(vectors, dtype=np.float32)  # a copy: the caller's array is never kept or changed
+        if not texts and matrix.size == 0:
+            return 0
+        if matrix.ndim != 2 or len(matrix) != len(texts):
+            raise InvalidInputError(
+                f"preload needs one vector per text: got {len(texts)} texts and vectors of shape {matrix.shape}."
+            )
+        if not self.cache_size:
+            return 0
+        # sentence-transformers >= 6 renamed get_sentence_embedding_dimension
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        dim = dimension()
+        if dim is not None and matrix.shape[1] != dim:
+            raise InvalidInputError(
+                f"preload vectors have {matrix.shape[1]} dimensions; {self.name} embeds into {dim}."
+            )
+        if not np.isfinite(matrix).all():
+            raise InvalidInputError("preload vectors contain NaN or infinity.")
+        norms = np.linalg.norm(matrix, axis=1)
+        if not np.allclose(norms, 1.0, atol=1e-3):
+            worst = int(np.argmax(np.abs(norms - 1.0)))
+            raise InvalidInputError(
+                f"preload vectors must be unit length (cosine scoring); vector {worst} has norm {norms[worst]:.4f}. "
+                "Normalise them first: vectors / np.linalg.norm(vectors, axis=1, keepdims=True)."
+            )
+        kept = list(zip(texts, matrix))[-self.cache_size :]
+        with self._lock:
+            for text, vector in kept:
+                self._cache[text] = vector
+                self._cache.move_to_end(text)
+            while len(self._cache) > self.cache_size:
+                self._cache.popitem(last=False)
+        return len(dict(kept))
+
     def embed_query(self, query: str) -> np.ndarray:
         return self._encode([self.query_prefix + query])[0]
 
