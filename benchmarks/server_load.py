@@ -121,7 +121,8 @@ def make_requests(
 
 def build_systems(names: list[str], model_dir: Path, args: argparse.Namespace) -> list[System]:
     py = sys.executable
-    serve = [py, "-m", "rankwise.cli", "serve", "--log-level", "warning", "--max-documents", "1000"]
+    serve = [py, "-m", "rankwise.cli", "serve", "--log-level", "warning", "--max-documents", "1000",
+             "--request-timeout-s", "0"]  # queueing at 32 clients takes minutes on 2 cores: measure it, don't cut it
     offline = {
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",

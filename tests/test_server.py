@@ -158,6 +158,91 @@ def test_tei_truncate_keeps_one_window(server, tiny_ce, tiny_ce_truncating):  # 
     assert abs(cut[0] - whole[0]) > 1e-3  # the test can tell the two apart
 
 
+# ---- Jina's usage, Cohere's billed units, TEI's /info ----------------------------------------------------------------
+def token_count(model, text: str) -> int:  # noqa: ANN001
+    return len(model.encoder.tokenizer.encode(text, add_special_tokens=False).ids)
+
+
+def test_jina_usage_counts_query_and_document_tokens(server, tiny_ce):  # noqa: ANN001
+    docs = DOCS[:3]
+    out = httpx.post(
+        server.url + "/v1/rerank", json={"model": "tiny", "query": QUERIES[0], "documents": docs}
+    ).json()
+    query = token_count(tiny_ce, QUERIES[0])
+    assert out["usage"] == {"total_tokens": sum(query + token_count(tiny_ce, d) for d in docs)}
+    assert out["meta"]["billed_units"] == {"search_units": 1}
+    # documents count as cut: 5 tokens each here
+    cut = httpx.post(
+        server.url + "/v2/rerank",
+        json={
+            "model": "tiny",
+            "query": QUERIES[0],
+            "documents": [LONG_DOC, DOCS[0]],
+            "max_tokens_per_doc": 5,
+        },
+    ).json()
+    assert cut["usage"] == {"total_tokens": 2 * (query + 5)}
+    words = httpx.post(  # no tokenizer: whitespace-separated words
+        server.url + "/v1/rerank",
+        json={"model": "overlap", "query": "image edges", "documents": ["a b c", "d"]},
+    ).json()
+    assert words["usage"] == {"total_tokens": (2 + 3) + (2 + 1)}
+    empty = httpx.post(server.url + "/v1/rerank", json={"query": "q", "documents": []}).json()
+    assert empty["usage"] == {"total_tokens": 0} and empty["meta"]["billed_units"] == {"search_units": 1}
+
+
+@pytest.mark.parametrize(("n", "units"), [(0, 1), (1, 1), (100, 1), (101, 2), (1000, 10)])
+def test_search_units_follow_cohere_100_documents_per_unit(n: int, units: int) -> None:
+    from rankwise.server.routes import search_units
+
+    assert search_units(n) == units
+
+
+def test_cohere_sdks_parse_billed_units(server):  # noqa: ANN001
+    v2 = cohere.ClientV2(api_key="x", base_url=server.url, max_retries=0)
+    out = v2.rerank(model="tiny", query=QUERIES[0], documents=DOCS)
+    assert out.meta.billed_units.search_units == 1 and out.meta.api_version.version == "2"
+    v1 = cohere.Client(api_key="x", base_url=server.url, max_retries=0)
+    out1 = v1.rerank(model="tiny", query=QUERIES[0], documents=DOCS)
+    assert out1.meta.billed_units.search_units == 1 and out1.meta.api_version.version == "1"
+
+
+TEI_INFO_FIELDS = {
+    "model_id", "model_sha", "model_dtype", "model_type", "max_concurrent_requests", "max_input_length",
+    "max_batch_tokens", "max_batch_requests", "max_client_batch_size", "auto_truncate", "tokenization_workers",
+    "version", "sha", "docker_label",
+}  # fmt: skip
+
+
+def test_tei_info_describes_the_default_model(server, tiny_ce):  # noqa: ANN001
+    import rankwise
+
+    info = httpx.get(server.url + "/info").json()
+    assert TEI_INFO_FIELDS <= set(info)
+    assert info["model_id"] == "tiny" and info["served_models"] == ["tiny", "overlap"]
+    labels = {str(k): v for k, v in tiny_ce.model.config.id2label.items()}
+    assert info["model_type"] == {
+        "reranker": {"id2label": labels, "label2id": {v: int(k) for k, v in labels.items()}}
+    }
+    assert info["model_dtype"] == "float32"
+    assert info["max_input_length"] == tiny_ce.encoder.max_length
+    assert info["max_batch_tokens"] == tiny_ce.max_tokens
+    assert info["max_client_batch_size"] == 50  # --max-documents
+    assert info["max_concurrent_requests"] is None  # --max-connections unset: unlimited
+    assert info["auto_truncate"] is True and info["version"] == rankwise.__version__
+
+
+def test_tei_info_for_a_model_without_a_tokenizer(tiny_ce):  # noqa: ANN001
+    with live_server(
+        {"tiny": tiny_ce, "overlap": WordOverlapReranker()}, default_model="overlap", max_connections=7
+    ) as s:
+        info = httpx.get(s.url + "/info").json()
+    assert info["model_id"] == "overlap" and info["served_models"] == ["overlap", "tiny"]
+    assert info["model_dtype"] == "unknown" and info["max_batch_tokens"] is None
+    assert info["max_input_length"] == 4096  # the --max-tokens-per-doc default, in words
+    assert info["max_concurrent_requests"] == 7
+
+
 # ---- per-request truncation never changes the shared model -------------------------------------------------------
 def test_max_tokens_per_doc_cuts_per_request_only(server, tiny_ce):  # noqa: ANN001
     before = (tiny_ce.encoder.max_length, tiny_ce.encoder.overflow, tiny_ce.max_tokens)
@@ -312,9 +397,8 @@ def test_health_ready_models_docs(server):  # noqa: ANN001
     assert [m["id"] for m in models["data"]] == ["tiny", "overlap"] and models["default"] == "tiny"
     assert [m["batching"] for m in models["data"]] == [True, False]
     spec = httpx.get(server.url + "/openapi.json").json()
-    assert {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/ready", "/metrics", "/v1/models"} <= set(
-        spec["paths"]
-    )
+    paths = {"/v1/rerank", "/v2/rerank", "/rerank", "/health", "/ready", "/metrics", "/v1/models", "/info"}
+    assert paths <= set(spec["paths"])
     assert httpx.get(server.url + "/docs").status_code == 200
 
 
@@ -366,6 +450,7 @@ def test_api_keys(tiny_ce):  # noqa: ANN001
             )
         assert httpx.get(s.url + "/metrics").status_code == 401
         assert httpx.get(s.url + "/v1/models").status_code == 401
+        assert httpx.get(s.url + "/info").status_code == 401
         assert httpx.get(s.url + "/metrics", headers={"Authorization": "Bearer key-one"}).status_code == 200
         for open_path in ("/health", "/ready", "/openapi.json"):
             assert httpx.get(s.url + open_path).status_code == 200

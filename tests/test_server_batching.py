@@ -142,6 +142,55 @@ def test_a_client_that_disconnects_frees_its_work(gated):  # noqa: ANN001
         assert httpx.get(s.url + "/ready").status_code == 200
 
 
+def cohere_sdk():  # noqa: ANN201 - the cohere module, or skip
+    return pytest.importorskip("cohere")
+
+
+def test_request_timeout_answers_504_and_drops_the_queued_work(gated):  # noqa: ANN001
+    waiting = [f"{DOCS[i % len(DOCS)]} #{i}" for i in range(200)]
+    with live_server({"g": gated}, max_wait_ms=0, request_timeout_s=3) as s:
+        gated.gate.clear()
+        with ThreadPoolExecutor(2) as pool:
+            first = pool.submit(
+                httpx.post, s.url + "/v2/rerank", json={"query": "q", "documents": DOCS}, timeout=60
+            )
+            assert gated.entered.wait(30)  # the worker is held inside the first request's model call
+            late = httpx.post(s.url + "/v2/rerank", json={"query": "late", "documents": waiting}, timeout=60)
+            assert late.status_code == 504, late.text
+            body = late.json()
+            assert body["error_type"] == "timeout" and body["error"] == body["message"]
+            assert "request timeout of 3 s" in body["message"] and "--request-timeout-s" in body["message"]
+            assert s.metric("rankwise_queue_pairs", model="g") == 0  # its 200 pairs left the queue
+            assert first.result().status_code == 504  # its model call outlived the deadline as well
+            gated.gate.set()
+        ok = httpx.post(s.url + "/v2/rerank", json={"query": QUERIES[0], "documents": DOCS}, timeout=60)
+        assert ok.status_code == 200  # the server goes on serving
+        np.testing.assert_allclose(
+            scores_by_index(ok.json()), gated.score(QUERIES[0], DOCS), rtol=1e-4, atol=1e-5
+        )
+        assert s.metric("rankwise_pairs_scored_total", model="g") == 2 * len(DOCS)  # the 200 never ran
+        assert s.metric("rankwise_requests_total", endpoint="/v2/rerank", status="504") == 2
+        assert s.metric("rankwise_errors_total", endpoint="/v2/rerank", type="timeout") == 2
+        assert s.metric("rankwise_cancelled_requests_total", model="g") == 2
+    assert all(max(sizes) <= len(DOCS) for sizes in gated.calls)
+
+
+def test_a_tiny_timeout_stops_a_big_request_and_the_server_lives(tiny_ce):  # noqa: ANN001
+    big = [f"{DOCS[i % len(DOCS)]} #{i}" for i in range(600)]
+    with live_server({"tiny": tiny_ce}, request_timeout_s=0.001, max_documents=1000) as s:
+        r = httpx.post(s.url + "/v2/rerank", json={"query": QUERIES[0], "documents": big}, timeout=60)
+        assert r.status_code == 504 and "request timeout of 0.001 s" in r.json()["message"]
+        with pytest.raises(cohere_sdk().GatewayTimeoutError):  # the official SDK types it
+            cohere_sdk().ClientV2(api_key="x", base_url=s.url, max_retries=0).rerank(
+                model="tiny", query=QUERIES[0], documents=big
+            )
+        assert s.metric("rankwise_queue_pairs", model="tiny") == 0
+        # at most the one step already in the model ran: the rest was dropped (a step holds max_batch_pairs=256)
+        assert s.metric("rankwise_pairs_scored_total", model="tiny") <= 2 * 256
+        assert httpx.get(s.url + "/ready").status_code == 200
+        assert httpx.get(s.url + "/health").json() == {"status": "ok"}
+
+
 def test_graceful_shutdown_finishes_the_request_in_flight(gated):  # noqa: ANN001
     server = live_server({"g": gated}, max_wait_ms=0)
     s = server.__enter__()

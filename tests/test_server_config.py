@@ -163,6 +163,54 @@ def test_cli_print_config(capsys, monkeypatch) -> None:  # noqa: ANN001
     assert "secret" not in out
 
 
+def test_request_timeout_from_every_source(tmp_path) -> None:  # noqa: ANN001
+    assert ServerConfig().request_timeout_s == 60.0
+    assert ServerConfig(request_timeout_s=0).request_timeout_s is None  # 0: no deadline
+    toml = tmp_path / "server.toml"
+    toml.write_text("request_timeout_s = 5\n")
+    assert build_config({}, config_file=toml, environ={}).request_timeout_s == 5.0
+    env = {"RANKWISE_REQUEST_TIMEOUT_S": "none"}
+    assert build_config({}, config_file=toml, environ=env).request_timeout_s is None
+    env = {"RANKWISE_REQUEST_TIMEOUT_S": "0"}
+    assert build_config({"request_timeout_s": 2.5}, config_file=toml, environ=env).request_timeout_s == 2.5
+    with pytest.raises(InvalidInputError, match="request_timeout_s must be a number of seconds >= 0"):
+        build_config({"request_timeout_s": -1}, environ={})
+    with pytest.raises(InvalidInputError, match="RANKWISE_REQUEST_TIMEOUT_S"):
+        read_env({"RANKWISE_REQUEST_TIMEOUT_S": "soon"})
+
+
+def test_cli_request_timeout_flag(capsys) -> None:  # noqa: ANN001
+    from rankwise.cli import main
+
+    assert main(["serve", "--request-timeout-s", "12.5", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["request_timeout_s"] == 12.5
+    assert main(["serve", "--request-timeout-s", "0", "--print-config"]) == 0
+    assert json.loads(capsys.readouterr().out)["request_timeout_s"] is None
+
+
+def test_toml_on_python_310_needs_tomli(tmp_path, monkeypatch) -> None:  # noqa: ANN001
+    """Python 3.10 has no tomllib: the config reader takes the tomli backport, or says how to install it."""
+    from rankwise.errors import MissingDependencyError
+    from rankwise.server.config import read_config_file
+
+    toml = tmp_path / "server.toml"
+    toml.write_text("port = 9009\n")
+    assert read_config_file(toml) == {"port": 9009}  # this interpreter's own reader
+    try:
+        import tomli  # noqa: F401
+    except ModuleNotFoundError:
+        tomli = None
+    monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))
+    if tomli is None:
+        with pytest.raises(MissingDependencyError, match=r"'tomli'.*rankwise\[server\].*\.json file"):
+            read_config_file(toml)
+    else:
+        assert read_config_file(toml) == {"port": 9009}
+    json_file = tmp_path / "server.json"
+    json_file.write_text('{"port": 9010}')
+    assert read_config_file(json_file) == {"port": 9010}  # JSON never needs a TOML reader
+
+
 def test_cli_reports_a_bad_setting_without_a_traceback(capsys) -> None:  # noqa: ANN001
     from rankwise.cli import main
 

@@ -83,6 +83,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="on shutdown, wait this long for requests in flight (default 30)",
     )
     add(
+        "--request-timeout-s",
+        type=float,
+        metavar="S",
+        help="answer 504 and drop a request's queued work after S seconds (default 60; 0: no limit)",
+    )
+    add(
         "--max-connections",
         type=int,
         metavar="N",
@@ -110,6 +116,7 @@ _FLAGS = (
     "chunk_pairs",
     "max_queue_pairs",
     "graceful_timeout_s",
+    "request_timeout_s",
     "max_connections",
     "docs",
     "log_level",

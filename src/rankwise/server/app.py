@@ -28,9 +28,10 @@ DESCRIPTION = """Re-ranking over HTTP, speaking the APIs clients already call:
 
 * **Cohere** v1 and v2 (`POST /v1/rerank`, `POST /v2/rerank`; the official SDK works with `base_url=`), and **Jina**
   (same routes and body);
-* **Hugging Face TEI** (`POST /rerank`).
+* **Hugging Face TEI** (`POST /rerank`, `GET /info`).
 
-Concurrent requests share model calls (dynamic batching). Errors are JSON: `{"message", "error", "error_type"}`.
+Concurrent requests share model calls (dynamic batching). Errors are JSON: `{"message", "error", "error_type"}`;
+a request still unanswered after the server's request timeout gets a 504 and its queued work is dropped.
 """
 
 

@@ -145,6 +145,7 @@ class ServerConfig:
     chunk_pairs: int = 32
     max_queue_pairs: int = 200_000
     graceful_timeout_s: float = 30.0
+    request_timeout_s: float | None = 60.0
     max_connections: int | None = None
     docs: bool = True
     log_level: str = "info"
@@ -167,6 +168,15 @@ class ServerConfig:
             raise InvalidInputError(
                 f"max_wait_ms and graceful_timeout_s must be >= 0, got {self.max_wait_ms} and {self.graceful_timeout_s}."
             )
+        timeout = self.request_timeout_s
+        if timeout is not None and (
+            isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout >= 0
+        ):
+            raise InvalidInputError(
+                f"request_timeout_s must be a number of seconds >= 0 (0 or none: no deadline), got {timeout!r}."
+            )
+        if timeout == 0:  # 0 means "no deadline": store it as None so the server checks one thing
+            object.__setattr__(self, "request_timeout_s", None)
         names = [m.name for m in self.models]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
@@ -190,6 +200,7 @@ class ServerConfig:
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(ServerConfig)}
+_NONE_WORDS = ("", "none", "null", "off")  # optional numbers (e.g. RANKWISE_REQUEST_TIMEOUT_S=none)
 
 
 def _coerce(name: str, value: Any, where: str) -> Any:
@@ -208,6 +219,13 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             return tuple(str(s).strip() for s in items if str(s).strip())
         if value is None:
             return None
+        if (
+            kind.endswith("| None")
+            and not kind.startswith("str")
+            and isinstance(value, str)
+            and value.strip().lower() in _NONE_WORDS
+        ):
+            return None
         if kind == "bool":
             if isinstance(value, str):
                 lowered = value.strip().lower()
@@ -219,11 +237,34 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             if isinstance(value, bool):
                 raise ValueError(value)
             return int(value)
-        if kind == "float":
+        if kind.startswith("float"):
+            if isinstance(value, bool):
+                raise ValueError(value)
             return float(value)
         return str(value)
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{where}: {name}={value!r} is not a valid {kind}.") from exc
+
+
+def _toml_module(path: Path) -> Any:
+    """``tomllib`` (Python 3.11+) or its backport ``tomli`` (installed by ``rankwise[server]`` on Python 3.10).
+
+    Example:
+        >>> hasattr(_toml_module(Path("server.toml")), "loads")
+        True
+    """
+    import sys
+
+    if sys.version_info >= (3, 11):
+        import tomllib
+
+        return tomllib
+    from rankwise.errors import MissingDependencyError, require
+
+    try:
+        return require("tomli", "server", f"Reading the TOML config file {str(path)!r} on Python 3.10")
+    except MissingDependencyError as exc:
+        raise MissingDependencyError(f"{exc}; or write the settings as a .json file.") from exc
 
 
 def read_config_file(path: str | Path) -> dict[str, Any]:
@@ -233,18 +274,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
         raw = path.read_bytes()
     except OSError as exc:
         raise InvalidInputError(f"cannot read config file {str(path)!r}: {exc}") from exc
-    toml = None
-    if path.suffix.lower() != ".json":
-        try:
-            import tomllib as toml
-        except ModuleNotFoundError:  # Python 3.10
-            try:
-                import tomli as toml
-            except ModuleNotFoundError:
-                raise InvalidInputError(
-                    f"config file {str(path)!r}: reading TOML needs Python 3.11+ or 'pip install tomli'; "
-                    "or write the settings as a .json file."
-                ) from None
+    toml = None if path.suffix.lower() == ".json" else _toml_module(path)
     try:
         data = json.loads(raw) if toml is None else toml.loads(raw.decode())
     except Exception as exc:  # noqa: BLE001 - any parse error becomes one clear message

@@ -85,6 +85,29 @@ class Truncator:
         query_tokens = min(query_tokens, encoder.max_query_tokens)
         return max(1, encoder.max_length - encoder.template.n_special - query_tokens)
 
+    def count_tokens(self, query: str, texts: Sequence[str]) -> int:
+        """Tokens the model reads for ``texts``: per text, the query's tokens plus the text's (Jina's ``usage``).
+
+        Special tokens and the overlap of long documents' passages are not counted; the query counts up to the
+        encoder's query cap. A cross-encoder's document token ids come from its encoder's cache (filled when the
+        texts were scored), so this is cheap. Without a tokenizer: whitespace-separated words.
+
+        Example:
+            >>> Truncator(None).count_tokens("two words", ["one", "three more words"])  # (2 + 1) + (2 + 3)
+            8
+        """
+        if self.tokenizer is None:
+            query_words = len(_WORD.findall(query))
+            return sum(query_words + len(_WORD.findall(t)) for t in texts)
+        query_tokens = len(self.tokenizer.encode(query, add_special_tokens=False).ids)
+        query_tokens = min(query_tokens, self.encoder.max_query_tokens)
+        ids = getattr(self.encoder, "document_ids", None)
+        if callable(ids):
+            lengths = [len(d) for d in ids(list(texts))]
+        else:
+            lengths = [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
+        return query_tokens * len(lengths) + sum(lengths)
+
     def cut(self, texts: Sequence[str], max_tokens: int, *, left: bool = False) -> tuple[list[str], int]:
         """``texts`` with each cut to ``max_tokens`` (kept from the end when ``left``), and how many were cut."""
         if max_tokens < 1:

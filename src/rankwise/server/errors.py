@@ -3,7 +3,7 @@
 ``message`` is what Cohere and Jina clients read, ``error``/``error_type`` what TEI clients read; both hold the same
 text. Status codes: 400 bad request (malformed JSON, empty query, too many documents...), 401 missing/wrong API key,
 404 unknown model or path, 413 body too large, 422 a field of the wrong type (pydantic's check, with a readable
-message), 499 client left, 500 model failure, 503 overloaded or shutting down.
+message), 499 client left, 500 model failure, 503 overloaded or shutting down, 504 request timeout passed.
 """
 
 from __future__ import annotations

@@ -7,7 +7,8 @@ Exposed at ``GET /metrics``:
 * ``rankwise_requests_in_flight``;
 * per model: ``rankwise_batch_pairs`` and ``rankwise_batch_requests`` (histograms of what one model call merged),
   ``rankwise_batch_duration_seconds``, ``rankwise_queue_pairs`` and ``rankwise_queue_requests`` (waiting work),
-  ``rankwise_pairs_scored_total``, ``rankwise_cancelled_requests_total`` (client gone before its work ran).
+  ``rankwise_pairs_scored_total``, ``rankwise_cancelled_requests_total`` (client gone, or request timeout passed,
+  before its work ran).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ KNOWN_ENDPOINTS = frozenset(
         "/ready",
         "/metrics",
         "/v1/models",
+        "/info",
         "/docs",
         "/redoc",
         "/openapi.json",
@@ -99,7 +101,7 @@ class ServerMetrics:
         )
         self.cancelled = prom.Counter(
             "rankwise_cancelled_requests",
-            "Requests whose client left before their work finished.",
+            "Requests whose client left, or whose request_timeout_s passed, before their work finished.",
             ["model"],
             registry=r,
         )

@@ -2,12 +2,14 @@
 
 Every re-rank request goes the same way: pick the model (404 if unknown), check the query and the document count,
 cut documents to the token limit (on the text, never on the shared model), score through the model's scheduler
-while watching for the client leaving, then sort (ties by input order) and shape the answer.
+while watching for the client leaving and for the request's deadline (``request_timeout_s``), then sort (ties by
+input order) and shape the answer (with Jina's ``usage`` and Cohere's ``meta.billed_units``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import uuid
 from collections.abc import Awaitable
 from contextlib import suppress
@@ -26,6 +28,7 @@ from rankwise.server.errors import ApiError
 from rankwise.server.metrics import ServerMetrics
 from rankwise.server.schemas import (
     ApiVersion,
+    BilledUnits,
     ErrorBody,
     Meta,
     ModelCard,
@@ -33,8 +36,10 @@ from rankwise.server.schemas import (
     RerankRequest,
     RerankResponse,
     RerankResult,
+    TEIInfo,
     TEIRerankRequest,
     TEIRerankResult,
+    Usage,
 )
 
 T = TypeVar("T")
@@ -47,6 +52,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
         413: "request body too large",
         422: "a field of the wrong type",
         503: "overloaded or shutting down; retry",
+        504: "the request passed the server's request timeout (request_timeout_s)",
     }.items()
 }
 
@@ -59,18 +65,35 @@ async def _disconnected(request: Request) -> None:
             return
 
 
-async def until_disconnect(request: Request, work: Awaitable[T]) -> T:
-    """Await ``work``; if the client disconnects first, cancel it (its queued pairs are dropped) and answer 499."""
+def _timeout_error(timeout: float) -> ApiError:
+    """The 504 of a request past its deadline: names the limit and the setting that changes it."""
+    return ApiError(
+        504,
+        f"the request was not answered within this server's request timeout of {timeout:g} s, and its queued work "
+        "was dropped; send fewer or shorter documents, or retry. Operators change the limit with "
+        "--request-timeout-s / RANKWISE_REQUEST_TIMEOUT_S / request_timeout_s in the config file (0: no limit).",
+        "timeout",
+    )
+
+
+async def until_disconnect(
+    request: Request, work: Awaitable[T], *, timeout: float | None = None, limit: float | None = None
+) -> T:
+    """Await ``work``; cancel it (its queued pairs are dropped) if the client disconnects first (499) or if
+    ``timeout`` seconds pass first (504, naming the configured ``limit``). ``timeout=None``: no deadline."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:
-        await asyncio.wait({task, watcher}, return_when=asyncio.FIRST_COMPLETED)
+        await asyncio.wait({task, watcher}, timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
     finally:
+        timed_out = not task.done() and not watcher.done()
         if not task.done():
             task.cancel()
             with suppress(asyncio.CancelledError):
                 await task
         watcher.cancel()
+    if timed_out:
+        raise _timeout_error(limit if limit is not None else timeout or 0.0)
     if task.cancelled():
         raise ApiError(499, "the client closed the request before it was answered.", "client_closed")
     return task.result()
@@ -85,22 +108,32 @@ async def score_texts(
     max_tokens: int,
     *,
     left: bool = False,
-) -> tuple[np.ndarray, int]:
-    """Scores for ``texts`` (cut to ``max_tokens``) and how many texts were cut."""
+) -> tuple[np.ndarray, list[str], int]:
+    """Scores for ``texts`` (cut to ``max_tokens``), the texts as scored, and how many were cut.
+
+    The request's deadline (``config.request_timeout_s``) starts here, once the body has been read and validated.
+    """
+    limit = state.config.request_timeout_s
+    loop = asyncio.get_running_loop()
+    deadline = None if limit is None else loop.time() + limit
     check_query(query)
-    limit = state.config.max_documents
-    if len(texts) > limit:
+    most = state.config.max_documents
+    if len(texts) > most:
         raise ApiError(
             400,
-            f"{len(texts)} documents is over this server's limit of {limit} per request; split the request.",
+            f"{len(texts)} documents is over this server's limit of {most} per request; split the request.",
             "too_many_documents",
         )
     truncator = state.truncators[name]
     cut = 0
     if truncator.needs_cut(texts, max_tokens):  # tokenizing long texts is real work: off the event loop
         texts, cut = await asyncio.to_thread(truncator.cut, texts, max_tokens, left=left)
-    scores = await until_disconnect(request, state.schedulers[name].score(query, texts))
-    return scores, cut
+    remaining = None if deadline is None else deadline - loop.time()
+    if remaining is not None and remaining <= 0:
+        raise _timeout_error(limit or 0.0)
+    work = state.schedulers[name].score(query, texts)
+    scores = await until_disconnect(request, work, timeout=remaining, limit=limit)
+    return scores, texts, cut
 
 
 def _order(scores: np.ndarray, top_n: int | None) -> list[int]:
@@ -127,7 +160,7 @@ async def cohere_rerank(
         )
     max_tokens = body.max_tokens_per_doc or cap
     texts = request_texts(body.documents, body.rank_fields)
-    scores, cut = await score_texts(state, request, name, body.query, texts, max_tokens)
+    scores, scored, cut = await score_texts(state, request, name, body.query, texts, max_tokens)
     results = [
         RerankResult(
             index=i,
@@ -136,14 +169,30 @@ async def cohere_rerank(
         )
         for i in _order(scores, body.top_n)
     ]
-    unit = state.truncators[name].unit
-    warnings = [f"{cut} document(s) were cut to {max_tokens} {unit}."] if cut else None
+    truncator = state.truncators[name]
+    warnings = [f"{cut} document(s) were cut to {max_tokens} {truncator.unit}."] if cut else None
+    tokens = await asyncio.to_thread(truncator.count_tokens, body.query, scored) if scored else 0
     return RerankResponse(
         id=str(uuid.uuid4()),
         model=name,
         results=results,
-        meta=Meta(api_version=ApiVersion(version=version), warnings=warnings),
+        meta=Meta(
+            api_version=ApiVersion(version=version),
+            billed_units=BilledUnits(search_units=search_units(len(scored))),
+            warnings=warnings,
+        ),
+        usage=Usage(total_tokens=tokens),
     )
+
+
+def search_units(n_documents: int) -> int:
+    """Cohere's billing unit: one query with up to 100 documents (at least 1 per request).
+
+    Example:
+        >>> search_units(0), search_units(100), search_units(101)
+        (1, 1, 2)
+    """
+    return max(1, math.ceil(n_documents / 100))
 
 
 async def tei_rerank(state: ServingState, body: TEIRerankRequest, request: Request) -> list[TEIRerankResult]:
@@ -155,7 +204,9 @@ async def tei_rerank(state: ServingState, body: TEIRerankRequest, request: Reque
         window = truncator.window(body.query) if body.query.strip() else None
         max_tokens = min(max_tokens, window) if window else max_tokens
     left = body.truncation_direction.lower() == "left"
-    scores, _ = await score_texts(state, request, name, body.query, list(body.texts), max_tokens, left=left)
+    scores, _, _ = await score_texts(
+        state, request, name, body.query, list(body.texts), max_tokens, left=left
+    )
     if not body.raw_scores and not getattr(state.models[name], "normalize", False):
         scores = 1.0 / (1.0 + np.exp(-scores))
     return [
@@ -195,7 +246,7 @@ def build_router(state: ServingState, config: ServerConfig) -> APIRouter:
 
 
 def build_service_router(state: ServingState, config: ServerConfig, metrics: ServerMetrics) -> APIRouter:
-    """Health, readiness, model list and metrics."""
+    """Health, readiness, model list, TEI's ``/info`` and metrics."""
     router = APIRouter(tags=["service"])
     auth = [Depends(api_key_dependency(config.all_api_keys()))]
 
@@ -217,6 +268,13 @@ def build_service_router(state: ServingState, config: ServerConfig, metrics: Ser
             for name, model in state.models.items()
         ]
         return ModelList(data=cards, default=state.default)
+
+    @router.get("/info", response_model=TEIInfo, dependencies=auth, summary="The default model (TEI shape)")
+    async def info() -> TEIInfo:
+        """Text Embeddings Inference's ``/info`` for the default model; ``served_models`` lists them all."""
+        from rankwise.server.info import tei_info
+
+        return tei_info(state)
 
     @router.get("/metrics", dependencies=auth, summary="Prometheus metrics", response_class=Response)
     async def prometheus() -> Response:

@@ -1,7 +1,8 @@
 """Request and response bodies of every API shape the server speaks (pydantic v2).
 
 * Cohere v1/v2 and Jina: ``POST /v1/rerank`` and ``POST /v2/rerank`` (:class:`RerankRequest` -> :class:`RerankResponse`).
-* Hugging Face TEI: ``POST /rerank`` (:class:`TEIRerankRequest` -> list of :class:`TEIRerankResult`).
+* Hugging Face TEI: ``POST /rerank`` (:class:`TEIRerankRequest` -> list of :class:`TEIRerankResult`) and
+  ``GET /info`` (:class:`TEIInfo`).
 
 Unknown request fields (``priority``, ``relevant_spans``, ``max_chunks_per_doc``...) are accepted and ignored, so the
 official clients' newer options never break a call.
@@ -60,9 +61,25 @@ class ApiVersion(BaseModel):
     version: str
 
 
+class BilledUnits(BaseModel):
+    """Cohere's ``meta.billed_units``: one search unit is one query with up to 100 documents."""
+
+    search_units: int = Field(description="ceil(documents / 100), at least 1 (Cohere's billing unit).")
+
+
 class Meta(BaseModel):
     api_version: ApiVersion
+    billed_units: BilledUnits | None = None
     warnings: list[str] | None = None
+
+
+class Usage(BaseModel):
+    """Jina's ``usage``: tokens the model read for this request."""
+
+    total_tokens: int = Field(
+        description="Per document scored: query tokens + document tokens (after truncation, without special tokens "
+        "or passage overlaps); whitespace-separated words for models without a tokenizer."
+    )
 
 
 class RerankResult(BaseModel):
@@ -79,6 +96,7 @@ class RerankResponse(BaseModel):
     model: str
     results: list[RerankResult]
     meta: Meta
+    usage: Usage | None = None
 
 
 class TEIRerankRequest(BaseModel):
@@ -110,6 +128,34 @@ class TEIRerankResult(BaseModel):
     index: int
     score: float
     text: str | None = None
+
+
+class TEIInfo(BaseModel):
+    """``GET /info`` in Text Embeddings Inference's shape, describing the default model (see ``docs/server.md``)."""
+
+    model_id: str = Field(description="The default model's served name (what requests send as 'model').")
+    model_sha: str | None = None
+    model_dtype: str = Field(
+        description="float32, float16, int8... or 'unknown' where the backend does not say."
+    )
+    model_type: dict[str, Any] = Field(description='{"reranker": {"id2label": {...}, "label2id": {...}}}')
+    max_concurrent_requests: int | None = Field(description="--max-connections; null when unlimited.")
+    max_input_length: int = Field(
+        description="Tokens per (query, passage) model input; words without tokenizer."
+    )
+    max_batch_tokens: int | None = Field(
+        description="Token budget of one model batch; null where not token-based."
+    )
+    max_batch_requests: int | None = None
+    max_client_batch_size: int = Field(description="Most documents per request (--max-documents).")
+    auto_truncate: bool = Field(
+        description="True: long texts are never refused (cut or scored by best passage)."
+    )
+    tokenization_workers: int = Field(description="Tokenization runs in each model's one worker thread.")
+    version: str = Field(description="rankwise's version.")
+    sha: str | None = None
+    docker_label: str | None = None
+    served_models: list[str] = Field(description="rankwise extension: every served model, the default first.")
 
 
 class ModelCard(BaseModel):
