@@ -13,52 +13,42 @@ Public names are imported lazily, so ``import rankwise`` stays fast and never im
 
 from __future__ import annotations
 
-import importlib
 from importlib.metadata import PackageNotFoundError, version
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from rankwise._lazy import by_name, lazy_attributes
 
 try:
     __version__ = version("rankwise")
 except PackageNotFoundError:  # running from a source tree that was not installed
     __version__ = "0+unknown"
 
-_LAZY: dict[str, str] = {
-    "Document": "rankwise.types",
-    "RankedResult": "rankwise.types",
-    "RankedResults": "rankwise.types",
-    "RankwiseError": "rankwise.errors",
-    "InvalidInputError": "rankwise.errors",
-    "UnknownModelError": "rankwise.errors",
-    "MissingDependencyError": "rankwise.errors",
-    "Reranker": "rankwise.rerankers.base",
-    "load": "rankwise.registry",
-    "presets": "rankwise.registry",
-    "backends": "rankwise.registry",
-    "CrossEncoderReranker": "rankwise.rerankers.cross_encoder",
-    "OnnxReranker": "rankwise.rerankers.onnx",
-    "BiEncoderReranker": "rankwise.rerankers.bi_encoder",
-    "BM25Reranker": "rankwise.rerankers.lexical",
-    "FusionReranker": "rankwise.rerankers.fusion",
-    "select": "rankwise.selection",
-    "best_of_n": "rankwise.selection",
-    "preference_pairs": "rankwise.selection",
-    "Pipeline": "rankwise.pipeline",
-}
+_LAZY: dict[str, str] = by_name(
+    {
+        "rankwise.types": ("Document", "RankedResult", "RankedResults"),
+        "rankwise.errors": (
+            "RankwiseError",
+            "InvalidInputError",
+            "UnknownModelError",
+            "MissingDependencyError",
+        ),
+        "rankwise.rerankers.base": ("Reranker",),
+        "rankwise.registry": ("load", "presets", "backends"),
+        "rankwise.rerankers.cross_encoder": ("CrossEncoderReranker",),
+        "rankwise.rerankers.onnx": ("OnnxReranker",),
+        "rankwise.rerankers.bi_encoder": ("BiEncoderReranker",),
+        "rankwise.rerankers.lexical": ("BM25Reranker",),
+        "rankwise.rerankers.fusion": ("FusionReranker",),
+        "rankwise.selection": ("select", "best_of_n", "preference_pairs"),
+        "rankwise.pipeline": ("Pipeline",),
+    }
+)
 
 __all__ = ["__version__", *_LAZY]
 
 
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rankwise' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value  # cache: the next access is a plain attribute lookup
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
+# PEP 562 hooks: each name is imported on first use, so importing this package stays light.
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs only

@@ -25,7 +25,8 @@ import asyncio
 from collections.abc import Sequence
 from typing import Any
 
-from rankwise.errors import InvalidInputError, require
+from rankwise.errors import require
+from rankwise.integrations._common import check_reranker, check_top_n, to_document
 
 _documents = require("langchain_core.documents", "langchain", "The LangChain adapter")
 _retrievers = require("langchain_core.retrievers", "langchain", "The LangChain adapter")
@@ -35,13 +36,7 @@ LCDocument = _documents.Document
 
 
 def _to_rankwise(doc: Any, title_key: str | None) -> Any:
-    from rankwise.types import Document
-
-    title = doc.metadata.get(title_key) if title_key else None
-    return Document(
-        text=doc.page_content, id=getattr(doc, "id", None), title=title if isinstance(title, str) else None,
-        metadata=doc.metadata,
-    )
+    return to_document(doc.page_content, getattr(doc, "id", None), doc.metadata, title_key)
 
 
 class RankwiseRerank(_documents.BaseDocumentCompressor):
@@ -62,21 +57,9 @@ class RankwiseRerank(_documents.BaseDocumentCompressor):
     score_key: str = "relevance_score"
     title_key: str | None = "title"
 
-    @_pydantic.field_validator("reranker")
-    @classmethod
-    def _check_reranker(cls, value: Any) -> Any:
-        from rankwise.rerankers.base import Reranker
-
-        if not isinstance(value, Reranker):
-            raise InvalidInputError(f"reranker must be a rankwise Reranker, got {type(value).__name__}.")
-        return value
-
-    @_pydantic.field_validator("top_n")
-    @classmethod
-    def _check_top_n(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise InvalidInputError(f"top_n must be >= 1 or None, got {value}.")
-        return value
+    # The same rules and messages as the LlamaIndex adapter (see rankwise.integrations._common).
+    _check_reranker = _pydantic.field_validator("reranker")(staticmethod(check_reranker))
+    _check_top_n = _pydantic.field_validator("top_n")(staticmethod(check_top_n))
 
     def compress_documents(self, documents: Sequence[Any], query: str, callbacks: Any = None) -> Sequence[Any]:
         """The best ``top_n`` documents for ``query``, best first, each with its score in ``metadata``."""

@@ -25,6 +25,7 @@ import asyncio
 from typing import Any
 
 from rankwise.errors import InvalidInputError, require
+from rankwise.integrations._common import check_reranker, check_top_n, to_document
 
 _post = require("llama_index.core.postprocessor.types", "llamaindex", "The LlamaIndex adapter")
 _schema = require("llama_index.core.schema", "llamaindex", "The LlamaIndex adapter")
@@ -58,21 +59,9 @@ class RankwiseRerank(_post.BaseNodePostprocessor):
     top_n: int | None = 3
     title_key: str | None = "title"
 
-    @_bridge.field_validator("reranker")
-    @classmethod
-    def _check_reranker(cls, value: Any) -> Any:
-        from rankwise.rerankers.base import Reranker
-
-        if not isinstance(value, Reranker):
-            raise InvalidInputError(f"reranker must be a rankwise Reranker, got {type(value).__name__}.")
-        return value
-
-    @_bridge.field_validator("top_n")
-    @classmethod
-    def _check_top_n(cls, value: int | None) -> int | None:
-        if value is not None and value < 1:
-            raise InvalidInputError(f"top_n must be >= 1 or None, got {value}.")
-        return value
+    # The same rules and messages as the LangChain adapter (see rankwise.integrations._common).
+    _check_reranker = _bridge.field_validator("reranker")(staticmethod(check_reranker))
+    _check_top_n = _bridge.field_validator("top_n")(staticmethod(check_top_n))
 
     @classmethod
     def class_name(cls) -> str:
@@ -83,15 +72,13 @@ class RankwiseRerank(_post.BaseNodePostprocessor):
             raise InvalidInputError("RankwiseRerank needs the query: pass query_str= or query_bundle=.")
         if not nodes:
             return []
-        from rankwise.types import Document
-
-        docs = []
-        for n in nodes:
-            title = n.node.metadata.get(self.title_key) if self.title_key else None
-            docs.append(Document(
-                text=n.node.get_content(metadata_mode=_schema.MetadataMode.NONE), id=n.node.node_id,
-                title=title if isinstance(title, str) else None, metadata=n.node.metadata,
-            ))
+        text_only = _schema.MetadataMode.NONE  # the metadata travels separately, in Document.metadata
+        docs = [
+            to_document(
+                n.node.get_content(metadata_mode=text_only), n.node.node_id, n.node.metadata, self.title_key
+            )
+            for n in nodes
+        ]
         ranked = self.reranker.rank(query_bundle.query_str, docs, top_k=self.top_n)
         return [
             _schema.NodeWithScore(

@@ -21,44 +21,11 @@ Example:
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_LAZY: dict[str, str] = {
-    "ChatMessage": "rankwise.llm.base",
-    "ChatResult": "rankwise.llm.base",
-    "TokenLogprob": "rankwise.llm.base",
-    "ChatClient": "rankwise.llm.base",
-    "LLMError": "rankwise.llm.base",
-    "LLMResponseError": "rankwise.llm.base",
-    "DiskCache": "rankwise.llm.cache",
-    "OpenAIChatClient": "rankwise.llm.openai",
-    "LlamaCppChatClient": "rankwise.llm.llamacpp",
-    "bundled_gguf_path": "rankwise.llm.llamacpp",
-    "PromptTemplate": "rankwise.llm.prompts",
-    "load_prompt": "rankwise.llm.prompts",
-    "bundled_prompts": "rankwise.llm.prompts",
-    "make_client": "rankwise.llm.factory",
-    "yes_probability": "rankwise.llm.scoring",
-}
+from rankwise._lazy import by_name, lazy_attributes
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rankwise.llm' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below imports each name
     from rankwise.llm.base import (
         ChatClient,
         ChatMessage,
@@ -73,3 +40,28 @@ if TYPE_CHECKING:
     from rankwise.llm.openai import OpenAIChatClient
     from rankwise.llm.prompts import PromptTemplate, bundled_prompts, load_prompt
     from rankwise.llm.scoring import yes_probability
+
+_LAZY: dict[str, str] = by_name(
+    {
+        "rankwise.llm.base": (
+            "ChatMessage",
+            "ChatResult",
+            "TokenLogprob",
+            "ChatClient",
+            "LLMError",
+            "LLMResponseError",
+        ),
+        "rankwise.llm.cache": ("DiskCache",),
+        "rankwise.llm.openai": ("OpenAIChatClient",),
+        "rankwise.llm.llamacpp": ("LlamaCppChatClient", "bundled_gguf_path"),
+        "rankwise.llm.prompts": ("PromptTemplate", "load_prompt", "bundled_prompts"),
+        "rankwise.llm.factory": ("make_client",),
+        "rankwise.llm.scoring": ("yes_probability",),
+    }
+)
+
+__all__ = list(_LAZY)
+
+
+# PEP 562 hooks: each name is imported on first use, so importing this package stays light.
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__)

@@ -16,10 +16,10 @@ from __future__ import annotations
 import asyncio
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from rankwise.errors import InvalidInputError, RankwiseError
 
@@ -27,6 +27,8 @@ ChatMessage = dict[str, str]
 """One chat turn: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
 
 _ROLES = ("system", "user", "assistant")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
 class LLMError(RankwiseError):
@@ -144,10 +146,48 @@ def check_generation(max_tokens: Any, temperature: Any, logprobs: Any) -> None:
         )
 
 
+def request_options(logprobs: int | None, stop: Sequence[str] | None) -> dict[str, Any]:
+    """The ``stop``, ``logprobs`` and ``top_logprobs`` entries of an OpenAI-style chat request (when set).
+
+    ``top_logprobs`` is at least 1 because llama.cpp returns nothing for ``"logprobs": true`` alone.
+
+    Example:
+        >>> request_options(0, "Question:")
+        {'stop': ['Question:'], 'logprobs': True, 'top_logprobs': 1}
+    """
+    options: dict[str, Any] = {}
+    if stop:
+        options["stop"] = [stop] if isinstance(stop, str) else list(stop)
+    if logprobs is not None:
+        options["logprobs"] = True
+        options["top_logprobs"] = max(1, logprobs)
+    return options
+
+
 def check_concurrency(concurrency: Any) -> int:
     if isinstance(concurrency, bool) or not isinstance(concurrency, int) or concurrency < 1:
         raise InvalidInputError(f"concurrency must be an int >= 1, got {concurrency!r}.")
     return concurrency
+
+
+async def gather_bounded(
+    width: int, call: Callable[[_T], Awaitable[_R]], items: Iterable[_T]
+) -> list[_R]:
+    """``await call(item)`` for every item, at most ``width`` in flight at once; results in input order.
+
+    Example:
+        >>> async def double(x: int) -> int:
+        ...     return 2 * x
+        >>> asyncio.run(gather_bounded(2, double, [1, 2, 3]))
+        [2, 4, 6]
+    """
+    gate = asyncio.Semaphore(width)
+
+    async def one(item: _T) -> _R:
+        async with gate:
+            return await call(item)
+
+    return list(await asyncio.gather(*(one(item) for item in items)))
 
 
 class ChatClient(ABC):
@@ -246,13 +286,7 @@ class ChatClient(ABC):
     ) -> list[ChatResult]:
         """Async :meth:`batch`: at most ``concurrency`` calls in flight, results in input order."""
         width = check_concurrency(self.concurrency if concurrency is None else concurrency)
-        gate = asyncio.Semaphore(width)
-
-        async def one(m: Sequence[ChatMessage]) -> ChatResult:
-            async with gate:
-                return await self.achat(m, **kwargs)
-
-        return list(await asyncio.gather(*(one(m) for m in list_of_messages)))
+        return await gather_bounded(width, lambda m: self.achat(m, **kwargs), list_of_messages)
 
     def count_tokens(self, text: str) -> int:
         """Roughly how many tokens ``text`` is for this model (default: 4/3 per whitespace-separated word)."""

@@ -95,3 +95,33 @@ def as_cache(cache: DiskCache | str | os.PathLike[str] | None) -> DiskCache | No
     if cache is None or isinstance(cache, DiskCache):
         return cache
     return DiskCache(cache)
+
+
+def cache_key(
+    cache: DiskCache | None,
+    temperature: float,
+    params: Mapping[str, Any],
+    model: str,
+    messages: Sequence[ChatMessage],
+    request: Mapping[str, Any],
+) -> str | None:
+    """The key of a call in ``cache``; None without a cache or when the call samples (see :func:`cacheable`).
+
+    ``params`` are the caller's extra generation parameters; ``request`` is everything sent besides the
+    messages (what makes two calls with the same messages different).
+    """
+    if cache is None or not cacheable(temperature, params):
+        return None
+    return cache.key(model, messages, request)
+
+
+def cached(cache: DiskCache | None, key: str | None) -> ChatResult | None:
+    """The stored result for ``key`` (None without a key, a cache or an entry)."""
+    return None if cache is None or key is None else cache.get(key)
+
+
+def remember(cache: DiskCache | None, key: str | None, result: ChatResult) -> ChatResult:
+    """Store ``result`` under ``key`` when there is a cache and a key; return it either way."""
+    if cache is not None and key is not None:
+        cache.put(key, result)
+    return result

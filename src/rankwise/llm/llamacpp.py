@@ -31,8 +31,9 @@ from rankwise.llm.base import (
     LLMError,
     check_generation,
     check_messages,
+    request_options,
 )
-from rankwise.llm.cache import DiskCache, as_cache, cacheable
+from rankwise.llm.cache import DiskCache, as_cache, cache_key, cached, remember
 from rankwise.llm.parsing import parse_chat_completion, parse_stream_chunk
 
 SMOLLM2_FILE = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -163,13 +164,13 @@ class LlamaCppChatClient(ChatClient):
         stop: Sequence[str] | None,
         params: dict[str, Any],
     ) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {"max_tokens": max_tokens, "temperature": float(temperature), **params}
-        if stop:
-            kwargs["stop"] = [stop] if isinstance(stop, str) else list(stop)
-        if logprobs is not None:
-            kwargs["logprobs"] = True
-            kwargs["top_logprobs"] = max(1, logprobs)
-        return kwargs
+        # stop / logprobs after **params: the explicit arguments win over a same-named extra parameter.
+        return {
+            "max_tokens": max_tokens,
+            "temperature": float(temperature),
+            **params,
+            **request_options(logprobs, stop),
+        }
 
     def chat(
         self,
@@ -185,11 +186,9 @@ class LlamaCppChatClient(ChatClient):
         msgs = check_messages(messages)
         check_generation(max_tokens, temperature, logprobs)
         kwargs = self._arguments(max_tokens, temperature, logprobs, stop, params)
-        key = None
-        if self.cache is not None and cacheable(temperature, params):
-            key = self.cache.key(self.model, msgs, kwargs)
-            if (hit := self.cache.get(key)) is not None:
-                return hit
+        key = cache_key(self.cache, temperature, params, self.model, msgs, kwargs)
+        if (hit := cached(self.cache, key)) is not None:
+            return hit
         with self._lock:
             llm = self._model_for(logprobs)
             try:
@@ -200,9 +199,7 @@ class LlamaCppChatClient(ChatClient):
         result = parse_chat_completion(
             data, url=f"llama.cpp:{self.model_path.name}", default_model=self.model
         )
-        if key is not None:
-            self.cache.put(key, result)  # type: ignore[union-attr]
-        return result
+        return remember(self.cache, key, result)
 
     def _error(self, exc: Exception) -> LLMError:
         text = str(exc)

@@ -29,15 +29,13 @@ Example:
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import threading
-import time
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
-from urllib.parse import urlsplit
 
 from rankwise.errors import InvalidInputError, require
+from rankwise.llm._http import DEFAULT_BASE_URL, RetryingHTTP, normalize_base_url
 from rankwise.llm.base import (
     ChatClient,
     ChatMessage,
@@ -47,28 +45,17 @@ from rankwise.llm.base import (
     check_concurrency,
     check_generation,
     check_messages,
+    gather_bounded,
+    request_options,
 )
-from rankwise.llm.cache import DiskCache, as_cache, cacheable
-from rankwise.llm.parsing import parse_chat_completion, parse_stream_chunk
+from rankwise.llm.cache import DiskCache, as_cache, cache_key, cached, remember
+from rankwise.llm.parsing import parse_chat_completion
 
-DEFAULT_BASE_URL = "https://api.openai.com/v1"
-_RETRY_STATUS = frozenset({408, 409, 425, 429, 500, 502, 503, 504})
-
-
-def normalize_base_url(url: str) -> str:
-    """Strip trailing slashes; append ``/v1`` when the URL has no path (``http://host:port``)."""
-    if not isinstance(url, str) or not url.strip():
-        raise InvalidInputError(f"base_url must be a non-empty URL string, got {url!r}.")
-    url = url.strip().rstrip("/")
-    parts = urlsplit(url)
-    if parts.scheme not in ("http", "https") or not parts.netloc:
-        raise InvalidInputError(
-            f"base_url {url!r} is not an http(s) URL; pass e.g. 'http://127.0.0.1:8000/v1' or set OPENAI_BASE_URL."
-        )
-    return url + "/v1" if parts.path in ("", "/") else url
+# DEFAULT_BASE_URL and normalize_base_url stay importable from this module (their home before the HTTP
+# transport moved to rankwise.llm._http): user code imports them from here.
 
 
-class OpenAIChatClient(ChatClient):
+class OpenAIChatClient(RetryingHTTP, ChatClient):
     """Chat completions over HTTP from an OpenAI-compatible server.
 
     Args:
@@ -135,20 +122,6 @@ class OpenAIChatClient(ChatClient):
                     self._model = self._discover_model()
         return self._model
 
-    @property
-    def url(self) -> str:
-        return f"{self.base_url}/chat/completions"
-
-    def _http(self) -> Any:
-        if self._client is None:
-            with self._lock:
-                if self._client is None:
-                    limits = self._httpx.Limits(max_connections=max(self.concurrency, 1) * 2)
-                    self._client = self._httpx.Client(
-                        timeout=self.timeout, headers=self._headers, limits=limits
-                    )
-        return self._client
-
     def _discover_model(self) -> str:
         url = f"{self.base_url}/models"
         response = self._request_with_retries("GET", url, None)
@@ -178,88 +151,12 @@ class OpenAIChatClient(ChatClient):
             "messages": messages,
             "max_tokens": max_tokens,
             "temperature": float(temperature),
+            **request_options(logprobs, stop),
         }
-        if stop:
-            payload["stop"] = [stop] if isinstance(stop, str) else list(stop)
-        if logprobs is not None:
-            payload["logprobs"] = True
-            payload["top_logprobs"] = max(1, logprobs)
         if stream:
             payload["stream"] = True
         payload.update(params)
         return payload
-
-    def _delay(self, attempt: int, response: Any = None) -> float:
-        delay = self.backoff * (2**attempt)
-        if response is not None:
-            try:
-                delay = max(delay, float(response.headers.get("retry-after", 0)))
-            except ValueError:
-                pass
-        return min(delay, self.max_backoff)
-
-    def _failure(self, url: str, attempts: int, detail: str) -> LLMError:
-        return LLMError(
-            f"LLM request to {url} failed after {attempts} attempt(s): {detail}. Check that the server is running "
-            f"and that base_url ({self.base_url}; env OPENAI_BASE_URL) is right, or raise timeout= / max_retries=."
-        )
-
-    def _check_status(self, url: str, response: Any) -> None:
-        if response.status_code < 400:
-            return
-        body = response.text[:300]
-        hint = {
-            401: "check api_key / OPENAI_API_KEY",
-            403: "check api_key / OPENAI_API_KEY and the key's permissions",
-            404: f"check base_url (it usually ends in /v1) and the model name {self._model!r}",
-        }.get(response.status_code, "check the request parameters")
-        raise LLMError(
-            f"LLM request to {url} was refused with HTTP {response.status_code}: {body!r}; {hint}."
-        )
-
-    def _request_with_retries(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
-        httpx = self._httpx
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = self._http().request(method, url, json=payload)
-            except httpx.TimeoutException as exc:
-                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                last = f"could not connect ({type(exc).__name__}: {exc})"
-            else:
-                if response.status_code not in _RETRY_STATUS:
-                    self._check_status(url, response)
-                    return response
-                last = f"HTTP {response.status_code} {response.text[:200]!r}"
-                if attempt < self.max_retries:
-                    time.sleep(self._delay(attempt, response))
-                continue
-            if attempt < self.max_retries:
-                time.sleep(self._delay(attempt))
-        raise self._failure(url, self.max_retries + 1, last)
-
-    async def _arequest_with_retries(self, client: Any, url: str, payload: dict[str, Any]) -> Any:
-        httpx = self._httpx
-        last = ""
-        for attempt in range(self.max_retries + 1):
-            try:
-                response = await client.post(url, json=payload)
-            except httpx.TimeoutException as exc:
-                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
-            except httpx.TransportError as exc:
-                last = f"could not connect ({type(exc).__name__}: {exc})"
-            else:
-                if response.status_code not in _RETRY_STATUS:
-                    self._check_status(url, response)
-                    return response
-                last = f"HTTP {response.status_code} {response.text[:200]!r}"
-                if attempt < self.max_retries:
-                    await asyncio.sleep(self._delay(attempt, response))
-                continue
-            if attempt < self.max_retries:
-                await asyncio.sleep(self._delay(attempt))
-        raise self._failure(url, self.max_retries + 1, last)
 
     def _decode(self, response: Any) -> ChatResult:
         try:
@@ -285,12 +182,8 @@ class OpenAIChatClient(ChatClient):
         msgs = check_messages(messages)
         check_generation(max_tokens, temperature, logprobs)
         payload = self._payload(msgs, max_tokens, temperature, logprobs, stop, params)
-        key = None
-        if self.cache is not None and cacheable(temperature, params):
-            key = self.cache.key(
-                self.model, msgs, {k: v for k, v in payload.items() if k not in ("messages",)}
-            )
-        return payload, key
+        request = {k: v for k, v in payload.items() if k != "messages"}
+        return payload, cache_key(self.cache, temperature, params, self.model, msgs, request)
 
     def chat(
         self,
@@ -304,12 +197,10 @@ class OpenAIChatClient(ChatClient):
     ) -> ChatResult:
         """One chat completion (see the class docstring for retries and errors)."""
         payload, key = self._prepare(messages, max_tokens, temperature, logprobs, stop, params)
-        if key is not None and (hit := self.cache.get(key)) is not None:  # type: ignore[union-attr]
+        if (hit := cached(self.cache, key)) is not None:
             return hit
-        result = self._decode(self._request_with_retries("POST", self.url, payload))
-        if key is not None:
-            self.cache.put(key, result)  # type: ignore[union-attr]
-        return result
+        response = self._request_with_retries("POST", self.url, payload)
+        return remember(self.cache, key, self._decode(response))
 
     async def achat(
         self,
@@ -325,10 +216,6 @@ class OpenAIChatClient(ChatClient):
         async with self._async_client() as client:
             return await self._achat_on(client, messages, max_tokens, temperature, logprobs, stop, params)
 
-    def _async_client(self) -> Any:
-        limits = self._httpx.Limits(max_connections=max(self.concurrency, 1) * 2)
-        return self._httpx.AsyncClient(timeout=self.timeout, headers=self._headers, limits=limits)
-
     async def _achat_on(
         self,
         client: Any,
@@ -342,12 +229,10 @@ class OpenAIChatClient(ChatClient):
         if self._model is None:  # discovery is a blocking call: keep it off the event loop
             await asyncio.to_thread(lambda: self.model)
         payload, key = self._prepare(messages, max_tokens, temperature, logprobs, stop, params)
-        if key is not None and (hit := self.cache.get(key)) is not None:  # type: ignore[union-attr]
+        if (hit := cached(self.cache, key)) is not None:
             return hit
-        result = self._decode(await self._arequest_with_retries(client, self.url, payload))
-        if key is not None:
-            self.cache.put(key, result)  # type: ignore[union-attr]
-        return result
+        response = await self._arequest_with_retries(client, self.url, payload)
+        return remember(self.cache, key, self._decode(response))
 
     async def abatch(
         self,
@@ -358,18 +243,16 @@ class OpenAIChatClient(ChatClient):
     ) -> list[ChatResult]:
         """Many chats on one async connection pool, at most ``concurrency`` in flight, results in input order."""
         width = check_concurrency(self.concurrency if concurrency is None else concurrency)
-        gate = asyncio.Semaphore(width)
         max_tokens = kwargs.pop("max_tokens", 256)
         temperature = kwargs.pop("temperature", 0.0)
         logprobs = kwargs.pop("logprobs", None)
         stop = kwargs.pop("stop", None)
         async with self._async_client() as client:
-
-            async def one(m: Sequence[ChatMessage]) -> ChatResult:
-                async with gate:
-                    return await self._achat_on(client, m, max_tokens, temperature, logprobs, stop, kwargs)
-
-            return list(await asyncio.gather(*(one(m) for m in list_of_messages)))
+            return await gather_bounded(
+                width,
+                lambda m: self._achat_on(client, m, max_tokens, temperature, logprobs, stop, kwargs),
+                list_of_messages,
+            )
 
     def stream(
         self,
@@ -387,59 +270,7 @@ class OpenAIChatClient(ChatClient):
         msgs = check_messages(messages)
         check_generation(max_tokens, temperature, None)
         payload = self._payload(msgs, max_tokens, temperature, None, stop, params, stream=True)
-        httpx = self._httpx
-        last = ""
-        started = False
-        for attempt in range(self.max_retries + 1):
-            try:
-                with self._http().stream("POST", self.url, json=payload) as response:
-                    if response.status_code in _RETRY_STATUS:
-                        response.read()
-                        last = f"HTTP {response.status_code} {response.text[:200]!r}"
-                    else:
-                        if response.status_code >= 400:
-                            response.read()
-                        self._check_status(self.url, response)
-                        for delta in self._iter_sse(response):
-                            started = True
-                            yield delta
-                        return
-            except httpx.TimeoutException as exc:
-                last = f"timed out after {self.timeout:g} s ({type(exc).__name__})"
-                if started:
-                    raise LLMError(f"the stream from {self.url} stalled midway: {last}.") from exc
-            except httpx.TransportError as exc:
-                last = f"could not connect ({type(exc).__name__}: {exc})"
-                if started:
-                    raise LLMError(f"the stream from {self.url} broke off midway: {last}.") from exc
-            if attempt < self.max_retries:
-                time.sleep(self._delay(attempt))
-        raise self._failure(self.url, self.max_retries + 1, last)
-
-    def _iter_sse(self, response: Any) -> Iterator[str]:
-        for line in response.iter_lines():
-            line = line.strip()
-            if not line or line.startswith(":") or not line.startswith("data:"):
-                continue
-            data = line[5:].strip()
-            if data == "[DONE]":
-                return
-            try:
-                chunk = json.loads(data)
-            except ValueError as exc:
-                raise LLMResponseError(
-                    f"{self.url} streamed an event that is not JSON: {data[:120]!r}."
-                ) from exc
-            delta = parse_stream_chunk(chunk, url=self.url)
-            if delta:
-                yield delta
-
-    def close(self) -> None:
-        """Close the HTTP connection pool."""
-        with self._lock:
-            if self._client is not None:
-                self._client.close()
-                self._client = None
+        yield from self._stream_with_retries(payload)
 
     def __repr__(self) -> str:
         return f"OpenAIChatClient(model={self._model!r}, base_url={self.base_url!r})"

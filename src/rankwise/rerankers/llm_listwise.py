@@ -18,31 +18,19 @@ Example:
 from __future__ import annotations
 
 import os
-import re
-import threading
 import time
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rankwise._validation import (
-    DEFAULT_FIELDS,
-    DocumentLike,
-    check_fields,
-    check_query,
-    check_top_k,
-    document_text,
-    to_documents,
-)
+from rankwise._validation import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient, ChatMessage
-from rankwise.llm.factory import make_client
-from rankwise.llm.prompts import PromptTemplate, load_prompt
+from rankwise.llm.prompts import PromptTemplate
+from rankwise.rerankers._llm_base import LLMReranker
 from rankwise.rerankers._permutation import parse_permutation
-from rankwise.rerankers.base import ProgressCallback, Reranker
-from rankwise.types import Document, RankedResults
-
-_SPACES = re.compile(r"\s+")
+from rankwise.rerankers.base import ProgressCallback
+from rankwise.types import Document
 
 
 @dataclass(frozen=True)
@@ -111,7 +99,7 @@ def window_starts(n: int, window: int, step: int) -> list[int]:
         start -= step
 
 
-class ListwiseLLMReranker(Reranker):
+class ListwiseLLMReranker(LLMReranker[ListwiseReport]):
     """Rank candidates with an LLM that reads them as a numbered list (RankGPT prompt, sliding windows).
 
     Args:
@@ -136,6 +124,8 @@ class ListwiseLLMReranker(Reranker):
     ``rank``/``score`` keep the :class:`Reranker` interface; :meth:`rank_with_report` also returns the
     :class:`ListwiseReport`; :meth:`totals` sums every report since the instance was made (thread-safe).
     """
+
+    report_type = ListwiseReport
 
     def __init__(
         self,
@@ -167,29 +157,19 @@ class ListwiseLLMReranker(Reranker):
             raise InvalidInputError(
                 f"max_reply_tokens must be an int >= 1 or None, got {max_reply_tokens!r}."
             )
-        self.client = client if client is not None else make_client(model, **client_options)
-        self.template = load_prompt(prompt, "listwise")
+        self._setup("listwise", model, client, name, prompt, fields, client_options)
         self.window, self.step, self.max_passage_tokens = window, step, max_passage_tokens
-        self.fields = check_fields(fields)
         self.max_reply_tokens = max_reply_tokens
-        self.name = name or f"llm-listwise:{self.client.model}"
-        self._totals = ListwiseReport()
-        self._totals_lock = threading.Lock()
 
     # -- prompt
     # ---------------------------------------------------------------------------------------------------
     def messages(self, query: str, documents: Sequence[Document]) -> list[ChatMessage]:
         """The chat for one window: ``documents`` numbered 1..n, each cut to ``max_passage_tokens``."""
-        items = []
-        for rank, doc in enumerate(documents, start=1):
-            text = _SPACES.sub(" ", document_text(doc, self.fields)).strip()
-            items.append(
-                self.template.render_item(
-                    rank=rank, passage=self.client.truncate(text, self.max_passage_tokens)
-                )
-            )
-        values = {"query": query, "passages": "\n".join(items), "num": len(documents)}
-        return self.template.render(**{k: v for k, v in values.items() if k in self.template.placeholders})
+        items = [
+            self.template.render_item(rank=rank, passage=self._passage(doc, self.max_passage_tokens))
+            for rank, doc in enumerate(documents, start=1)
+        ]
+        return self._render({"query": query, "passages": "\n".join(items), "num": len(documents)})
 
     # -- ranking
     # --------------------------------------------------------------------------------------------------
@@ -245,34 +225,7 @@ class ListwiseLLMReranker(Reranker):
         report = ListwiseReport(
             queries=1, seconds=time.perf_counter() - began, replies=tuple(replies), **counts
         )
-        with self._totals_lock:
-            self._totals = self._totals + report
-        return scores, report
-
-    def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
-        return self._run(query, documents, progress)[0]
-
-    def rank_with_report(
-        self,
-        query: str,
-        docs: Iterable[DocumentLike],
-        top_k: int | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-    ) -> tuple[RankedResults, ListwiseReport]:
-        """Like :meth:`rank`, plus the :class:`ListwiseReport` of this call (calls, tokens, repairs, raw replies)."""
-        query = check_query(query)
-        top_k = check_top_k(top_k)
-        documents = to_documents(docs)
-        if not documents:
-            return RankedResults(query=query, results=(), model=self.name), ListwiseReport(queries=1)
-        scores, report = self._run(query, documents, progress)
-        return RankedResults.from_scores(query, documents, scores, model=self.name, top_k=top_k), report
-
-    def totals(self) -> ListwiseReport:
-        """Every report since this instance was made, summed (raw replies not kept)."""
-        with self._totals_lock:
-            return self._totals
+        return scores, self._record(report)
 
     def config(self) -> Mapping[str, Any]:
         return {

@@ -21,31 +21,20 @@ Example:
 from __future__ import annotations
 
 import os
-import re
-import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rankwise._validation import (
-    DEFAULT_FIELDS,
-    DocumentLike,
-    check_fields,
-    check_query,
-    check_top_k,
-    document_text,
-    to_documents,
-)
+from rankwise._validation import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient, ChatMessage
-from rankwise.llm.factory import make_client
-from rankwise.llm.prompts import PromptTemplate, load_prompt
+from rankwise.llm.prompts import PromptTemplate
 from rankwise.llm.scoring import YES_NO_CANDIDATES, NextTokenScorer, verdict_from_result, yes_probability
-from rankwise.rerankers.base import ProgressCallback, Reranker
-from rankwise.types import Document, RankedResults
+from rankwise.rerankers._llm_base import LLMReranker
+from rankwise.rerankers.base import ProgressCallback
+from rankwise.types import Document
 
-_SPACES = re.compile(r"\s+")
 NEUTRAL = 0.5
 
 
@@ -83,7 +72,7 @@ class PointwiseReport:
         return asdict(self)
 
 
-class PointwiseLLMReranker(Reranker):
+class PointwiseLLMReranker(LLMReranker[PointwiseReport]):
     """Score each candidate alone by the LLM's probability of answering "yes" to "is it relevant?".
 
     Args:
@@ -96,6 +85,8 @@ class PointwiseLLMReranker(Reranker):
         concurrency: requests in flight for HTTP clients (default: the client's).
         client_options: passed to the client's constructor.
     """
+
+    report_type = PointwiseReport
 
     def __init__(
         self,
@@ -118,25 +109,15 @@ class PointwiseLLMReranker(Reranker):
             raise InvalidInputError(f"max_passage_tokens must be an int >= 1, got {max_passage_tokens!r}.")
         if isinstance(top_logprobs, bool) or not isinstance(top_logprobs, int) or top_logprobs < 1:
             raise InvalidInputError(f"top_logprobs must be an int >= 1, got {top_logprobs!r}.")
-        self.client = client if client is not None else make_client(model, **client_options)
-        self.template = load_prompt(prompt, "pointwise")
-        self.fields = check_fields(fields)
+        self._setup("pointwise", model, client, name, prompt, fields, client_options)
         self.max_passage_tokens = max_passage_tokens
         self.top_logprobs = top_logprobs
         self.concurrency = concurrency
-        self.name = name or f"llm-pointwise:{self.client.model}"
-        self._totals = PointwiseReport()
-        self._totals_lock = threading.Lock()
 
     def messages(self, query: str, document: Document) -> list[ChatMessage]:
         """The chat that asks about one passage."""
-        text = _SPACES.sub(" ", document_text(document, self.fields)).strip()
-        values = {
-            "query": query,
-            "passage": self.client.truncate(text, self.max_passage_tokens),
-            "title": document.title or "",
-        }
-        return self.template.render(**{k: v for k, v in values.items() if k in self.template.placeholders})
+        passage = self._passage(document, self.max_passage_tokens)
+        return self._render({"query": query, "passage": passage, "title": document.title or ""})
 
     def _run(
         self, query: str, documents: list[Document], progress: ProgressCallback | None
@@ -182,31 +163,4 @@ class PointwiseLLMReranker(Reranker):
         report = PointwiseReport(
             queries=1, documents=len(documents), seconds=time.perf_counter() - began, **counts
         )
-        with self._totals_lock:
-            self._totals = self._totals + report
-        return scores, report
-
-    def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
-        return self._run(query, documents, progress)[0]
-
-    def rank_with_report(
-        self,
-        query: str,
-        docs: Iterable[DocumentLike],
-        top_k: int | None = None,
-        *,
-        progress: ProgressCallback | None = None,
-    ) -> tuple[RankedResults, PointwiseReport]:
-        """Like :meth:`rank`, plus the :class:`PointwiseReport` of this call."""
-        query = check_query(query)
-        top_k = check_top_k(top_k)
-        documents = to_documents(docs)
-        if not documents:
-            return RankedResults(query=query, results=(), model=self.name), PointwiseReport(queries=1)
-        scores, report = self._run(query, documents, progress)
-        return RankedResults.from_scores(query, documents, scores, model=self.name, top_k=top_k), report
-
-    def totals(self) -> PointwiseReport:
-        """Every report since this instance was made, summed (thread-safe)."""
-        with self._totals_lock:
-            return self._totals
+        return scores, self._record(report)

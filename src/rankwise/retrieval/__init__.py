@@ -13,48 +13,11 @@ Names are imported lazily: ``import rankwise.retrieval`` imports neither bm25s, 
 
 from __future__ import annotations
 
-import importlib
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-_LAZY: dict[str, str] = {
-    "read_corpus": "rankwise.retrieval.corpus",
-    "prepare_documents": "rankwise.retrieval.corpus",
-    "Passage": "rankwise.retrieval.passages",
-    "PassageSplitter": "rankwise.retrieval.passages",
-    "merge_passages": "rankwise.retrieval.passages",
-    "BM25Index": "rankwise.retrieval.bm25",
-    "DenseIndex": "rankwise.retrieval.dense",
-    "Embedder": "rankwise.retrieval.dense",
-    "load_embedder": "rankwise.retrieval.dense",
-    "Hit": "rankwise.retrieval.hybrid",
-    "HybridRetriever": "rankwise.retrieval.hybrid",
-    "Retriever": "rankwise.retrieval.hybrid",
-    "Index": "rankwise.retrieval.index",
-    "StoredVectorReranker": "rankwise.retrieval.stored",
-    "IndexNotFoundError": "rankwise.retrieval.errors",
-    "IndexCompatibilityError": "rankwise.retrieval.errors",
-    "EmptyCorpusError": "rankwise.retrieval.errors",
-    "CorpusError": "rankwise.retrieval.errors",
-    "FORMAT_VERSION": "rankwise.retrieval.manifest",
-}
+from rankwise._lazy import by_name, lazy_attributes
 
-__all__ = list(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    module = _LAZY.get(name)
-    if module is None:
-        raise AttributeError(f"module 'rankwise.retrieval' has no attribute {name!r}")
-    value = getattr(importlib.import_module(module), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(__all__)
-
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below imports each name
     from rankwise.retrieval.bm25 import BM25Index
     from rankwise.retrieval.corpus import prepare_documents, read_corpus
     from rankwise.retrieval.dense import DenseIndex, Embedder, load_embedder
@@ -69,3 +32,28 @@ if TYPE_CHECKING:
     from rankwise.retrieval.manifest import FORMAT_VERSION
     from rankwise.retrieval.passages import Passage, PassageSplitter, merge_passages
     from rankwise.retrieval.stored import StoredVectorReranker
+
+_LAZY: dict[str, str] = by_name(
+    {
+        "rankwise.retrieval.corpus": ("read_corpus", "prepare_documents"),
+        "rankwise.retrieval.passages": ("Passage", "PassageSplitter", "merge_passages"),
+        "rankwise.retrieval.bm25": ("BM25Index",),
+        "rankwise.retrieval.dense": ("DenseIndex", "Embedder", "load_embedder"),
+        "rankwise.retrieval.hybrid": ("Hit", "HybridRetriever", "Retriever"),
+        "rankwise.retrieval.index": ("Index",),
+        "rankwise.retrieval.stored": ("StoredVectorReranker",),
+        "rankwise.retrieval.errors": (
+            "IndexNotFoundError",
+            "IndexCompatibilityError",
+            "EmptyCorpusError",
+            "CorpusError",
+        ),
+        "rankwise.retrieval.manifest": ("FORMAT_VERSION",),
+    }
+)
+
+__all__ = list(_LAZY)
+
+
+# PEP 562 hooks: each name is imported on first use, so importing this package stays light.
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__)
