@@ -287,8 +287,19 @@ def test_two_label_heads_score_the_relevant_logit(tmp_path: Path) -> None:
 
 def test_threads_and_session_options(exported: Path) -> None:
     reranker = OnnxReranker(exported, threads=1, spin=False)
-    assert reranker.threads == 1
+    assert reranker.threads == 1 and reranker.workers == 1
     assert reranker.session.get_session_options().intra_op_num_threads == 1
+
+
+def test_parallel_workers_give_the_same_scores_in_input_order(exported: Path) -> None:
+    docs = [f"document {i}: " + " ".join(["gates"] * (i % 13 + 1)) for i in range(70)] + DOCS
+    serial = OnnxReranker(exported, threads=2, workers=1, batch_size=4)
+    parallel = OnnxReranker(exported, threads=2, workers=2, batch_size=4)  # ~20 batches: many in flight at once
+    assert parallel.session.get_session_options().intra_op_num_threads == 1
+    query = QUERIES[0]
+    np.testing.assert_allclose(parallel.score(query, docs), serial.score(query, docs), rtol=1e-5, atol=1e-6)
+    assert OnnxReranker(exported, threads=1, workers=4).workers == 1  # never more workers than threads
+    assert OnnxReranker(exported, threads=2).workers == 2  # CPU default: one single-threaded batch per thread
 
 
 # --- errors ----------------------------------------------------------------------------------------------------
@@ -315,6 +326,8 @@ def test_bad_quantize_value(exported: Path, bad: object) -> None:
 def test_bad_threads_value(exported: Path) -> None:
     with pytest.raises(InvalidInputError, match="threads must be a positive integer"):
         OnnxReranker(exported, threads=0)
+    with pytest.raises(InvalidInputError, match="workers must be a positive integer or None, got 0"):
+        OnnxReranker(exported, workers=0)
 
 
 def test_int8_only_folder_needs_quantize(exported: Path, tmp_path: Path) -> None:
