@@ -118,3 +118,13 @@ def test_hybrid_preset_fuses_the_first_stage_score_with_the_bi_encoder(bi_encode
     np.testing.assert_allclose(hybrid.score(SEED_QUERY, docs), expected, rtol=1e-4, atol=1e-5)
     with pytest.raises(InvalidInputError, match="first_stage_score"):
         hybrid.score(SEED_QUERY, SEED_DOCS)
+
+
+def test_bi_encoder_reuses_a_query_vector_and_hands_out_copies(bi_encoder):
+    query = "query cache probe: how do gates keep memory?"
+    first = bi_encoder.embed_query(query)
+    first[:] = 0.0  # the caller's copy; the cached vector must not change
+    again = bi_encoder.embed_query(query)
+    np.testing.assert_allclose(np.linalg.norm(again), 1.0, atol=1e-5)
+    np.testing.assert_array_equal(again, bi_encoder._encode([query])[0])
+    assert query in bi_encoder._query_cache

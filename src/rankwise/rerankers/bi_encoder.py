@@ -25,6 +25,9 @@ from rankwise.rerankers.base import ProgressCallback, Reranker
 from rankwise.types import Document
 
 
+QUERY_CACHE_SIZE = 1024  # query vectors kept (LRU); 384 floats each
+
+
 class BiEncoderReranker(Reranker):
     """Scores each document by the cosine of its embedding with the query's.
 
@@ -35,7 +38,7 @@ class BiEncoderReranker(Reranker):
         max_length: tokens per text (all-MiniLM-L6-v2 was trained at 256).
         query_prefix, document_prefix: instruction prefixes some models need (e5: ``"query: "``, ``"passage: "``).
         normalize: map cosine from [-1, 1] to [0, 1].
-        cache_size: document embeddings kept (LRU); 0 disables the cache.
+        cache_size: document embeddings kept (LRU); 0 disables this cache and the query cache.
         fields: document fields that form the text.
     """
 
@@ -74,6 +77,7 @@ class BiEncoderReranker(Reranker):
         self.fields = check_fields(fields)
         self.cache_size = cache_size
         self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
     def _encode(self, texts: list[str]) -> np.ndarray:
@@ -158,7 +162,20 @@ class BiEncoderReranker(Reranker):
         return len(dict(kept))
 
     def embed_query(self, query: str) -> np.ndarray:
-        return self._encode([self.query_prefix + query])[0]
+        """Unit-length embedding of ``query`` (query side). The last ``QUERY_CACHE_SIZE`` queries are kept: a
+        retrieve -> re-rank pipeline embeds the same query twice (dense retrieval, then this re-ranker)."""
+        with self._lock:
+            cached = self._query_cache.get(query)
+            if cached is not None:
+                self._query_cache.move_to_end(query)
+                return cached.copy()
+        vector = self._encode([self.query_prefix + query])[0]
+        if self.cache_size:
+            with self._lock:
+                self._query_cache[query] = vector.copy()
+                while len(self._query_cache) > QUERY_CACHE_SIZE:
+                    self._query_cache.popitem(last=False)
+        return vector
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
         doc_vectors = self.embed_documents([document_text(d, self.fields) for d in documents])
