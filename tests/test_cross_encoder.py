@@ -124,8 +124,22 @@ def test_a_very_long_query_keeps_room_for_the_document(tokenizer):
     ("options", "message"),
     [({"overflow": "cut"}, "overflow must be"), ({"max_length": 8}, "max_length=8 is too small"),
      ({"stride": 10_000}, "stride=10000"), ({"dtype": "int4"}, "dtype must be one of"),
-     ({"batch_size": 0}, "batch_size must be >= 1")],
+     ({"batch_size": 0}, "batch_size must be >= 1"), ({"workers": 0}, "workers must be a positive integer"),
+     ({"threads": -2}, "threads must be a positive integer or None, got -2")],
 )
 def test_bad_options_are_named(tiny_cross_encoder, options, message):
     with pytest.raises(InvalidInputError, match=message):
         CrossEncoderReranker(tiny_cross_encoder, device="cpu", **options)
+
+
+def test_parallel_workers_keep_scores_and_never_touch_the_callers_threads(tiny_cross_encoder, tiny):
+    import torch
+
+    docs = [f"document {i} " + "filler " * (i % 9) for i in range(40)]
+    before = torch.get_num_threads()
+    parallel = CrossEncoderReranker(tiny_cross_encoder, device="cpu", workers=2, threads=2, batch_size=3)
+    one_thread = CrossEncoderReranker(tiny_cross_encoder, device="cpu", workers=1, threads=1, batch_size=3)
+    expected = tiny.score("query about filler", docs)
+    np.testing.assert_allclose(parallel.score("query about filler", docs), expected, atol=1e-5)
+    np.testing.assert_allclose(one_thread.score("query about filler", docs), expected, atol=1e-5)
+    assert torch.get_num_threads() == before

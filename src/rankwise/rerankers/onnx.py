@@ -15,14 +15,13 @@ from __future__ import annotations
 
 import json
 import os
-from collections import deque
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from rankwise._parallel import ordered_map
 from rankwise._validation import DEFAULT_FIELDS
 from rankwise.batching import Batch
 from rankwise.errors import InvalidInputError, require
@@ -143,20 +142,8 @@ class OnnxReranker(CrossEncoderEngine):
         return batch.rows, relevance_logit(np.asarray(logits, dtype=np.float32))
 
     def _forward(self, batches: Iterator[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        if self.workers == 1:
-            yield from map(self._run, batches)
-            return
-        # InferenceSession.run is thread-safe and releases the GIL: several runs proceed at once on one session.
-        # At most 2 batches per worker are in flight, so memory stays bounded on huge inputs. A pool per call
-        # (a few hundred microseconds) keeps the re-ranker picklable.
-        with ThreadPoolExecutor(self.workers, thread_name_prefix="rankwise-onnx") as pool:
-            pending: deque[Future[tuple[np.ndarray, np.ndarray]]] = deque()
-            for batch in batches:
-                pending.append(pool.submit(self._run, batch))
-                if len(pending) >= 2 * self.workers:
-                    yield pending.popleft().result()
-            while pending:
-                yield pending.popleft().result()
+        # InferenceSession.run is thread-safe: the workers share one session, each run on its own threads.
+        return ordered_map(self._run, batches, self.workers, name="rankwise-onnx")
 
 def resolve_folder(
     model: str | Path,
