@@ -14,10 +14,33 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import TypeVar
+from typing import Any, TypeVar
+
+from rankwise.errors import InvalidInputError
 
 T = TypeVar("T")
 R = TypeVar("R")
+
+
+def resolve_workers(threads: Any, workers: Any, *, default_threads: int, side_by_side: bool) -> tuple[int, int]:
+    """The checked ``(threads, workers)`` of a backend: ``threads`` in all (default ``default_threads``), and
+    batches run at once, never more than ``threads`` (default: ``threads`` when ``side_by_side``, i.e. on a CPU,
+    else 1).
+
+    Example:
+        >>> resolve_workers(None, None, default_threads=4, side_by_side=True)
+        (4, 4)
+        >>> resolve_workers(2, 8, default_threads=4, side_by_side=False)
+        (2, 2)
+
+    Raises:
+        InvalidInputError: ``threads`` or ``workers`` is neither None nor a positive integer.
+    """
+    for label, value in (("threads", threads), ("workers", workers)):
+        if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
+            raise InvalidInputError(f"{label} must be a positive integer or None, got {value!r}.")
+    threads = threads or default_threads
+    return threads, min(workers or (threads if side_by_side else 1), threads)
 
 
 def ordered_map(

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from rankwise._parallel import ordered_map
+from rankwise._parallel import ordered_map, resolve_workers
 from rankwise._validation import DEFAULT_FIELDS
 from rankwise.batching import Batch
 from rankwise.errors import InvalidInputError, require
@@ -98,9 +98,6 @@ class CrossEncoderReranker(CrossEncoderEngine):
         workers: int | None = None,
     ) -> None:
         torch = require("torch", "torch", "The torch cross-encoder")
-        for label, value in (("threads", threads), ("workers", workers)):
-            if value is not None and (not isinstance(value, int) or isinstance(value, bool) or value < 1):
-                raise InvalidInputError(f"{label} must be a positive integer or None, got {value!r}.")
         transformers = require("transformers", "torch", "The torch cross-encoder")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
@@ -122,8 +119,11 @@ class CrossEncoderReranker(CrossEncoderEngine):
             tok_max = getattr(hf_tok, "model_max_length", None) if hf_tok else _tokenizer_config_max(source)
             max_length = default_max_length(config, tok_max)
         on_gpu = self.device.startswith("cuda")
-        self.threads = threads or torch.get_num_threads()
-        self.workers = 1 if on_gpu else min(workers or self.threads, self.threads)
+        self.threads, self.workers = resolve_workers(
+            threads, workers, default_threads=torch.get_num_threads(), side_by_side=True
+        )
+        if on_gpu:  # one stream of batches feeds the GPU (_forward_prefetched)
+            self.workers = 1
         if max_tokens is None:  # GPUs want large batches; on CPU cache-sized ones win (docs/onnx.md lever log):
             # ~2k tokens for a single-threaded batch per core, ~4k for one batch spread over every core
             cpu_tokens = 2048 if self.workers > 1 else 4096
@@ -163,16 +163,16 @@ class CrossEncoderReranker(CrossEncoderEngine):
     def _forward(self, batches: Iterator[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         if self.device.startswith("cuda"):
             yield from self._forward_prefetched(batches)
-        elif self.workers == 1 and self.threads == self._torch.get_num_threads():
-            for batch in batches:
-                yield batch.rows, self._run(self._to_tensors(batch, pin=False))
-        else:  # torch's thread count is per thread: set it in the workers, never in the caller's thread
+        else:
+            # torch's thread count is per thread: set it in worker threads, never in the caller's; when the
+            # caller's already fits (one worker), the batches simply run inline.
             per_worker = max(1, self.threads // self.workers)
+            inline = self.workers == 1 and per_worker == self._torch.get_num_threads()
             yield from ordered_map(
                 lambda batch: (batch.rows, self._run(self._to_tensors(batch, pin=False))),
                 batches,
                 self.workers,
-                initializer=lambda: self._torch.set_num_threads(per_worker),
+                initializer=None if inline else lambda: self._torch.set_num_threads(per_worker),
                 name="rankwise-torch",
             )
 

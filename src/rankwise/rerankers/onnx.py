@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from rankwise._parallel import ordered_map
+from rankwise._parallel import ordered_map, resolve_workers
 from rankwise._validation import DEFAULT_FIELDS
 from rankwise.batching import Batch
 from rankwise.errors import InvalidInputError, require
@@ -93,18 +93,15 @@ class OnnxReranker(CrossEncoderEngine):
         trust_remote_code: bool = False,
     ) -> None:
         check_quantize(quantize)
-        if threads is not None and (not isinstance(threads, int) or threads < 1):
-            raise InvalidInputError(f"threads must be a positive integer or None, got {threads!r}.")
-        if workers is not None and (not isinstance(workers, int) or workers < 1):
-            raise InvalidInputError(f"workers must be a positive integer or None, got {workers!r}.")
+        cpu_only = all(p == "CPUExecutionProvider" for p in (providers or ["CPUExecutionProvider"]))
+        self.threads, self.workers = resolve_workers(
+            threads, workers, default_threads=_available_cpus(), side_by_side=cpu_only
+        )
         folder = resolve_folder(model, quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
                                 revision=revision, trust_remote_code=trust_remote_code)
         self.folder = folder
         self.model_path = pick_model_file(folder, quantize, file_name, cache_dir, int8)
         self.quantize = quantize
-        self.threads = threads or _available_cpus()
-        cpu_only = all(p == "CPUExecutionProvider" for p in (providers or ["CPUExecutionProvider"]))
-        self.workers = min(workers or (self.threads if cpu_only else 1), self.threads)
         self.session = _make_session(self.model_path, max(1, self.threads // self.workers), providers, spin)
         self._inputs = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in self.session.get_inputs()}
         self._output = self.session.get_outputs()[0].name
@@ -144,6 +141,7 @@ class OnnxReranker(CrossEncoderEngine):
     def _forward(self, batches: Iterator[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         # InferenceSession.run is thread-safe: the workers share one session, each run on its own threads.
         return ordered_map(self._run, batches, self.workers, name="rankwise-onnx")
+
 
 def resolve_folder(
     model: str | Path,
