@@ -76,11 +76,13 @@ def _timeout_error(timeout: float) -> ApiError:
     )
 
 
-async def until_disconnect(
-    request: Request, work: Awaitable[T], *, timeout: float | None = None, limit: float | None = None
-) -> T:
+class _DeadlinePassed(Exception):
+    """Raised by :func:`until_disconnect` when its timeout passes first (the caller knows the limit to name)."""
+
+
+async def until_disconnect(request: Request, work: Awaitable[T], *, timeout: float | None = None) -> T:
     """Await ``work``; cancel it (its queued pairs are dropped) if the client disconnects first (499) or if
-    ``timeout`` seconds pass first (504, naming the configured ``limit``). ``timeout=None``: no deadline."""
+    ``timeout`` seconds pass first (:class:`_DeadlinePassed`). ``timeout=None``: no deadline."""
     task = asyncio.ensure_future(work)
     watcher = asyncio.ensure_future(_disconnected(request))
     try:
@@ -93,7 +95,7 @@ async def until_disconnect(
                 await task
         watcher.cancel()
     if timed_out:
-        raise _timeout_error(limit if limit is not None else timeout or 0.0)
+        raise _DeadlinePassed
     if task.cancelled():
         raise ApiError(499, "the client closed the request before it was answered.", "client_closed")
     return task.result()
@@ -129,10 +131,12 @@ async def score_texts(
     if truncator.needs_cut(texts, max_tokens):  # tokenizing long texts is real work: off the event loop
         texts, cut = await asyncio.to_thread(truncator.cut, texts, max_tokens, left=left)
     remaining = None if deadline is None else deadline - loop.time()
-    if remaining is not None and remaining <= 0:
-        raise _timeout_error(limit or 0.0)
-    work = state.schedulers[name].score(query, texts)
-    scores = await until_disconnect(request, work, timeout=remaining, limit=limit)
+    try:
+        if remaining is not None and remaining <= 0:  # spent while cutting: never queue the work at all
+            raise _DeadlinePassed
+        scores = await until_disconnect(request, state.schedulers[name].score(query, texts), timeout=remaining)
+    except _DeadlinePassed:  # the one place that names the configured limit
+        raise _timeout_error(limit or 0.0) from None
     return scores, texts, cut
 
 
