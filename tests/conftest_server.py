@@ -38,3 +38,19 @@ def tiny_ce(sharp_cross_encoder) -> CrossEncoderReranker:  # noqa: ANN001
 @pytest.fixture(scope="session")
 def tiny_ce_truncating(sharp_cross_encoder) -> CrossEncoderReranker:  # noqa: ANN001
     return CrossEncoderReranker(sharp_cross_encoder, device="cpu", overflow="truncate")
+
+
+@pytest.fixture(scope="session")
+def bm25_model():  # noqa: ANN201
+    """The offline ``bm25`` preset, loaded once."""
+    import rankwise
+
+    return rankwise.load("bm25")
+
+
+@pytest.fixture(scope="session")
+def default_model():  # noqa: ANN201
+    """The offline ``default`` preset (BM25 + MiniLM bi-encoder, z-score fusion), loaded once."""
+    import rankwise
+
+    return rankwise.load("default")

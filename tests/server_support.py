@@ -138,3 +138,46 @@ class WordOverlapReranker(Reranker):
             raise RuntimeError("model failure on purpose (secret internal detail)")
         words = set(query.lower().split())
         return [len(words & set(d.text.lower().split())) / len(words) for d in documents]
+
+
+class GatedBatchCrossEncoder(CrossEncoderReranker):
+    """The real torch cross-encoder whose every finished batch waits for ``gate`` before it is handed back; ``batches``
+    counts the batches handed back (so a test knows how far a model call went before it stopped)."""
+
+    def __init__(self, *args: object, **kwargs: object) -> None:
+        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+        self.gate = threading.Event()
+        self.gate.set()
+        self.entered = threading.Event()
+        self.batches = 0
+
+    def _forward(self, batches):  # noqa: ANN001, ANN202
+        for item in super()._forward(batches):
+            self.batches += 1
+            self.entered.set()
+            if not self.gate.wait(60):
+                raise RuntimeError("gate never opened")
+            yield item
+
+
+def gated_bi_encoder(batch_size: int = 4):  # noqa: ANN201 - a BiEncoderReranker subclass instance
+    """The real MiniLM bi-encoder whose every embedded batch waits for ``gate``; ``batches`` counts them."""
+    from rankwise.rerankers.bi_encoder import BiEncoderReranker
+
+    class GatedBiEncoder(BiEncoderReranker):
+        def __init__(self) -> None:
+            super().__init__(device="cpu", batch_size=batch_size)
+            self.gate = threading.Event()
+            self.gate.set()
+            self.entered = threading.Event()
+            self.batches = 0
+
+        def _encode(self, texts: list[str]) -> np.ndarray:
+            vectors = super()._encode(texts)
+            self.batches += 1
+            self.entered.set()
+            if not self.gate.wait(60):
+                raise RuntimeError("gate never opened")
+            return vectors
+
+    return GatedBiEncoder()

@@ -69,7 +69,7 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     out = run_cli("rerank", "-q", " ", "-d", str(docs), "-m", "bm25")
     assert out.returncode == 2 and "query is empty" in out.stderr
     out = run_cli("rerank", "-q", "q", "-d", str(docs), "-m", "bm25", "--top-k", "0")
-    assert out.returncode == 2 and "top_k must be >= 1, got 0" in out.stderr
+    assert out.returncode == 2 and "--top-k/-k: must be an integer >= 1, got '0'" in out.stderr
 
 
 def test_models_lists_presets_with_availability():

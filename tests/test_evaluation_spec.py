@@ -64,7 +64,7 @@ def test_json_spec_with_label_and_nested_members() -> None:
         ("bm25:=3", InvalidInputError, "KEY=VALUE"),
         ("{not json", InvalidInputError, "not valid JSON"),
         ('{"k1": 1}', InvalidInputError, "needs a 'name'"),
-        ("bm25:nonsense=1", InvalidInputError, "bm25:nonsense=1.*unexpected keyword"),
+        ("bm25:nonsense=1", InvalidInputError, "bm25:nonsense=1.*does not take nonsense; valid options are: k1"),
         ("cross-encoder", InvalidInputError, "MODEL:cross-encoder"),
         ("fusion:members=bm25;method=rrf", InvalidInputError, "members must be a list"),
         ("no-such-model", UnknownModelError, "unknown model"),

@@ -38,6 +38,7 @@ def check_well_formed(answer, passages, citations, invalid):
     assert cited <= numbers | set(invalid)  # every plain [n] in the text was parsed one way or the other
 
 
+@pytest.mark.slow  # llama.cpp's server (llama-cpp-python, .[llm-local])
 def test_ask_end_to_end_against_llama_cpp_server(server_url, tmp_path, capsys):
     index_dir = tmp_path / "medline.index"
     assert main(["index", str(collection("medline") / "corpus.jsonl"), "--out", str(index_dir), "--no-dense"]) == 0

@@ -153,6 +153,7 @@ def test_preference_pairs_jsonl(tmp_path):
         preference_pairs(results, strategy="random")
 
 
+@pytest.mark.slow  # the real SmolLM2 (llama-cpp-python, .[llm-local])
 def test_llm_judge_with_the_real_model(smollm2_client):
     judge = LLMJudge(smollm2_client, max_reason_tokens=16)
     result = select(
@@ -166,6 +167,7 @@ def test_llm_judge_with_the_real_model(smollm2_client):
     assert result.candidates[0].score >= result.candidates[-1].score
 
 
+@pytest.mark.slow  # the real SmolLM2 (llama-cpp-python, .[llm-local])
 def test_best_of_n_generates_distinct_samples_and_selects(smollm2_client):
     result = best_of_n(
         "Name a fruit that is red.",

@@ -392,7 +392,8 @@ def test_unknown_route_and_method(server):  # noqa: ANN001
 # ---- service routes ------------------------------------------------------------------------------------------------
 def test_health_ready_models_docs(server):  # noqa: ANN001
     assert httpx.get(server.url + "/health").json() == {"status": "ok"}
-    assert httpx.get(server.url + "/ready").json() == {"status": "ready", "models": ["tiny", "overlap"]}
+    # /ready needs no key, so it names no model (issue 10: it leaked local paths); /v1/models lists them
+    assert httpx.get(server.url + "/ready").json() == {"status": "ready"}
     models = httpx.get(server.url + "/v1/models").json()
     assert [m["id"] for m in models["data"]] == ["tiny", "overlap"] and models["default"] == "tiny"
     assert [m["batching"] for m in models["data"]] == [True, False]

@@ -16,6 +16,7 @@ from typing import Any
 
 import numpy as np
 
+from rankwise._hub import loading
 from rankwise.errors import InvalidInputError, require
 
 OPSET = 17
@@ -39,24 +40,13 @@ def load_source(source: str, revision: str | None, trust_remote_code: bool) -> t
     """``(model, config, fast tokenizer)`` of a sequence-classification model, eager attention, in eval mode."""
     transformers = require("transformers", "onnx-export", "Exporting a cross-encoder to ONNX")
     kwargs = {"revision": revision, "trust_remote_code": trust_remote_code}
-    bars = transformers.utils.logging
-    bars_were_on = bars.is_progress_bar_enabled()
-    bars.disable_progress_bar()  # no "Loading weights" bar from library code
-    try:
+    with loading(source):  # one offline message for every backend (rankwise._hub), no "Loading weights" bar
         config = transformers.AutoConfig.from_pretrained(source, **kwargs)
         # eager attention exports to the MatMul/Softmax pattern the onnxruntime optimizer fuses
         model = transformers.AutoModelForSequenceClassification.from_pretrained(
             source, config=config, attn_implementation="eager", **kwargs
         )
         tokenizer = transformers.AutoTokenizer.from_pretrained(source, use_fast=True, **kwargs)
-    except OSError as exc:
-        raise InvalidInputError(
-            f"cannot load {source!r} as a cross-encoder: it is neither a local model folder nor a reachable hub "
-            f"model ({exc})"
-        ) from exc
-    finally:
-        if bars_were_on:
-            bars.enable_progress_bar()
     if not getattr(tokenizer, "is_fast", False):
         raise InvalidInputError(f"{source!r} has no fast (Rust) tokenizer; the ONNX backend needs tokenizer.json.")
     return model.eval(), config, tokenizer

@@ -56,7 +56,9 @@ def ordered_map(
     from the calling thread. A pool per call (a few hundred microseconds) keeps re-rankers free of thread state,
     hence picklable. ``initializer`` runs once in each worker thread (e.g. to set a per-thread thread count), so
     with one it always uses worker threads, even for ``workers=1``: it must never touch the caller's own thread.
-    Without one, ``workers <= 1`` runs inline in the calling thread.
+    Without one, ``workers <= 1`` runs inline in the calling thread. When the consumer stops early (closes the
+    generator, e.g. because a progress callback raised), queued items that have not started are cancelled; only
+    the ones already running finish.
     """
     if workers <= 1 and initializer is None:
         yield from map(fn, items)
@@ -64,9 +66,13 @@ def ordered_map(
     workers = max(1, workers)
     with ThreadPoolExecutor(workers, thread_name_prefix=name, initializer=initializer) as pool:
         pending: deque[Future[R]] = deque()
-        for item in items:
-            pending.append(pool.submit(fn, item))
-            if len(pending) >= 2 * workers:
+        try:
+            for item in items:
+                pending.append(pool.submit(fn, item))
+                if len(pending) >= 2 * workers:
+                    yield pending.popleft().result()
+            while pending:
                 yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+        finally:  # the consumer stopped early (an error, a progress callback aborting): start no queued item
+            for future in pending:
+                future.cancel()

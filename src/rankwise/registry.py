@@ -9,19 +9,27 @@
 
 Anything else is an :class:`~rankwise.errors.UnknownModelError` that lists the presets and backends. Nothing is routed
 by a substring of the name, and nothing falls back silently to another model.
+
+Options are checked against the backend's own signature (:func:`options_of`): one it does not declare is an
+:class:`~rankwise.errors.InvalidInputError` that names the valid ones (``rankwise.load("bm25", batch_size=3)`` ->
+"bm25 does not take batch_size; valid options are: k1, b, stemmer, ..."). For a fusion preset (``default``,
+``hybrid``), options that are not the fusion's own go to the members that declare them (see
+:func:`rankwise.rerankers.fusion.build_fusion`): ``rankwise.load("default", fields=["name", "body"])`` sets the fields
+of both BM25 and the bi-encoder.
 """
 
 from __future__ import annotations
 
 import importlib
 import importlib.util
+import inspect
 import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from rankwise.errors import UnknownModelError
+from rankwise.errors import InvalidInputError, UnknownModelError
 from rankwise.rerankers.base import Reranker
 
 # backend name -> "module:attribute" of a callable(model, **options) -> Reranker; imported only when used.
@@ -169,23 +177,60 @@ def load(name_or_path: str | Path, backend: str | None = None, **options: Any) -
 
     Raises:
         UnknownModelError: the name is no preset, no backend was given, and it is not a local cross-encoder folder.
+        InvalidInputError: an option the backend does not take (the message lists the valid ones).
     """
-    name = str(name_or_path)
+    label, factory, base, model = _resolve(str(name_or_path), backend)
+    merged = {**base, **options}
+    valid = _accepted(factory, merged, takes_model=model is not None)
+    unknown = [key for key in merged if valid is not None and key not in valid]
+    if unknown:
+        raise InvalidInputError(
+            f"{label} does not take {', '.join(unknown)}; valid options are: {', '.join(valid or ())}."
+        )
+    return factory(**merged) if model is None else factory(model, **merged)
+
+
+def options_of(name_or_path: str | Path, backend: str | None = None) -> tuple[str, ...] | None:
+    """The option names ``load(name_or_path, backend, ...)`` accepts, from the backend factory's signature (so the
+    list cannot drift from the code); None when the backend takes arbitrary keywords (LLM clients' options).
+
+    Example:
+        >>> options_of("bm25")
+        ('k1', 'b', 'stemmer', 'stopwords', 'fields', 'name')
+    """
+    _, factory, base, model = _resolve(str(name_or_path), backend)
+    return _accepted(factory, base, takes_model=model is not None)
+
+
+def _resolve(name: str, backend: str | None) -> tuple[str, Callable[..., Reranker], dict[str, Any], str | None]:
+    """``(label for messages, factory, preset options, model passed positionally or None)`` for a name."""
     preset = _PRESETS.get(name)
     if preset is not None and backend in (None, preset.backend):
-        merged = {**preset.options, **options}
-        factory = backend_factory(preset.backend)
-        if preset.model is None:
-            return factory(**merged)
-        return factory(preset.model, **merged)
+        return name, backend_factory(preset.backend), dict(preset.options), preset.model
     if backend is not None:
-        return backend_factory(backend)(name, **options)
+        return f"the {backend} backend", backend_factory(backend), {}, name
     if _is_sequence_classifier(Path(name)):
-        return backend_factory("cross-encoder")(name, **options)
+        return "the cross-encoder backend", backend_factory("cross-encoder"), {}, name
     raise UnknownModelError(
         f"unknown model {name!r}. Presets: {', '.join(sorted(_PRESETS))}. For any other Hugging Face model pass "
         f"backend=... (one of {', '.join(sorted(_BACKENDS))}), e.g. rankwise.load({name!r}, backend='cross-encoder')."
     )
+
+
+def _accepted(
+    factory: Callable[..., Any], options: Mapping[str, Any], *, takes_model: bool
+) -> tuple[str, ...] | None:
+    """Keyword names ``factory`` takes (its own ``accepted_options(**options)`` hook first, e.g. fusion's, which adds
+    its members' options); without the positional model parameter when the model is passed positionally."""
+    hook = getattr(factory, "accepted_options", None)
+    if callable(hook):
+        return hook(**options)
+    params = list(inspect.signature(factory).parameters.values())
+    if takes_model and params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
+        params = params[1:]
+    if any(p.kind is p.VAR_KEYWORD for p in params):
+        return None
+    return tuple(p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY))
 
 
 def _is_sequence_classifier(folder: Path) -> bool:

@@ -2,7 +2,8 @@
 
 The hot path avoids tokenizing each pair as a string pair. Instead:
 
-* the query is tokenized once per call and each document once (and cached: candidates repeat across queries);
+* the query is tokenized once per call and each distinct document once (and cached, keyed by a hash of the text and
+  bounded in entries and bytes: candidates repeat across queries);
 * pairs are joined in numpy using the model's own special-token template (``[CLS] q [SEP] d [SEP]`` for BERT,
   ``<s> q </s></s> d </s>`` for XLM-R), read once from the tokenizer's post-processor, so any Hugging Face
   tokenizer works without per-model code;
@@ -12,16 +13,19 @@ The hot path avoids tokenizing each pair as a string pair. Instead:
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
+from rankwise._cache import MB, BoundedLRU, check_bound
 from rankwise.errors import InvalidInputError, require
 
 Overflow = Literal["chunk", "truncate"]
+
+TOKEN_CACHE_BYTES = 64 * MB
+"""Default bound of a :class:`PairEncoder`'s token-id cache: 16 M int32 ids (~4,000 abstracts, or thirty 2 MB texts)."""
 
 
 def load_fast_tokenizer(model_dir: str | Path):  # noqa: ANN201 - tokenizers.Tokenizer
@@ -92,6 +96,7 @@ class PairEncoder:
         overflow: ``"chunk"`` (default) splits long documents into overlapping passages; ``"truncate"`` cuts them.
         stride: tokens shared by consecutive passages when chunking (default ``max_length // 8``: 64 at 512).
         cache_size: documents whose token ids are kept (LRU); 0 disables the cache.
+        cache_bytes: most bytes of token ids kept (default 64 MB; ids are stored as int32); 0 disables the cache.
     """
 
     def __init__(
@@ -101,6 +106,7 @@ class PairEncoder:
         overflow: Overflow = "chunk",
         stride: int | None = None,
         cache_size: int = 100_000,
+        cache_bytes: int = TOKEN_CACHE_BYTES,
     ) -> None:
         if overflow not in ("chunk", "truncate"):
             raise InvalidInputError(f"overflow must be 'chunk' or 'truncate', got {overflow!r}.")
@@ -117,33 +123,28 @@ class PairEncoder:
             raise InvalidInputError(
                 f"stride={stride} must be >= 0 and below {self.max_query_tokens} (half the document window)."
             )
-        self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
+        self.cache_size = check_bound("cache_size", cache_size)
+        self.cache_bytes = check_bound("cache_bytes", cache_bytes)
+        self._cache: BoundedLRU[np.ndarray] = BoundedLRU(cache_size, cache_bytes)
 
     def _tokenize(self, texts: list[str]) -> list[np.ndarray]:
+        """Token ids without special tokens, as int32 (half the memory of int64; every vocabulary fits)."""
         encs = self.tokenizer.encode_batch(texts, add_special_tokens=False)
-        return [np.asarray(e.ids, dtype=np.int64) for e in encs]
+        return [np.asarray(e.ids, dtype=np.int32) for e in encs]
 
     def document_ids(self, texts: list[str]) -> list[np.ndarray]:
-        """Token ids of each text (no special tokens), through the LRU cache."""
-        if not self.cache_size:
-            return self._tokenize(texts)
-        cache = self._cache
-        missing = list(dict.fromkeys(t for t in texts if t not in cache))
-        fresh = dict(zip(missing, self._tokenize(missing))) if missing else {}
-        out = []
-        for t in texts:
-            ids = fresh.get(t)
-            if ids is None:
-                ids = cache.get(t)
-                if ids is None:  # evicted by a concurrent call between the two lookups
-                    ids = self._tokenize([t])[0]
-            out.append(ids)
-        for t, ids in fresh.items():
-            cache[t] = ids
-        while len(cache) > self.cache_size:
-            cache.popitem(last=False)
-        return out
+        """Token ids of each text (no special tokens), through the LRU cache; each distinct text is tokenized once."""
+        found: dict[str, np.ndarray] = {}
+        for text in dict.fromkeys(texts):
+            ids = self._cache.get(text)
+            if ids is not None:
+                found[text] = ids
+        missing = [t for t in dict.fromkeys(texts) if t not in found]
+        if missing:
+            for text, ids in zip(missing, self._tokenize(missing)):
+                found[text] = ids
+                self._cache.put(text, ids)
+        return [found[t] for t in texts]
 
     def encode(self, query: str, texts: list[str]) -> EncodedPairs:
         t = self.template

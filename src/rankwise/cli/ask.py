@@ -9,21 +9,22 @@ server instead (OpenAI, vLLM, Ollama, llama.cpp's server).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 from typing import Any
 
-from rankwise.cli.search import add_retrieval_arguments, build_reranker
+from rankwise.cli._args import positive_int
+from rankwise.cli._io import json_line, write
+from rankwise.cli.search import add_retrieval_arguments, build_reranker, load_models  # noqa: F401 - re-exported
 
 HELP = "answer a question from an index with an LLM: streamed answer with [n] citations, sources, timings"
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_retrieval_arguments(p)
-    p.add_argument("--top-k", type=int, default=30, help="passages retrieved and re-ranked (default 30)")
-    p.add_argument("--top-n", type=int, default=5, help="passages given to the LLM at most (default 5)")
-    p.add_argument("--context-tokens", type=int, default=1500, help="token budget of the passages (default 1500)")
+    p.add_argument("--top-k", type=positive_int, default=30, help="passages retrieved and re-ranked (default 30)")
+    p.add_argument("--top-n", type=positive_int, default=5, help="passages given to the LLM at most (default 5)")
+    p.add_argument("--context-tokens", type=positive_int, default=1500, help="token budget of the passages (default 1500)")
     p.add_argument("--merge", choices=("merge", "dedupe", "none"), default="merge",
                    help="passages of one document: merge them (default), keep the best, or keep all")
     p.add_argument("--rerank", default="default", metavar="PRESET",
@@ -34,7 +35,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     llm.add_argument("--llm-api-key", default=None, help="API key (env OPENAI_API_KEY)")
     llm.add_argument("--llm-timeout", type=float, default=60.0, help="seconds per LLM request attempt (default 60)")
     llm.add_argument("--gguf", default=None, metavar="PATH", help="a local GGUF model run by llama.cpp")
-    llm.add_argument("--max-tokens", type=int, default=256, help="answer length limit in tokens (default 256)")
+    llm.add_argument("--max-tokens", type=positive_int, default=256, help="answer length limit in tokens (default 256)")
     llm.add_argument("--temperature", type=float, default=0.0, help="sampling temperature (default 0: greedy)")
     p.add_argument("--format", "-f", choices=("text", "json"), default="text",
                    help="text (streamed answer, sources, timings) or json (everything, at the end)")
@@ -61,7 +62,8 @@ def make_generator(args: argparse.Namespace) -> Any:
     return Generator(None, **options)
 
 
-def print_sources(result: Any, out: Any = None) -> None:
+def print_sources(result: Any, out: Any = None, load_seconds: float | None = None) -> None:
+    """The numbered sources (cited ones marked with ``*``) and the time of each stage."""
     out = out or sys.stdout
     cited = {c.number for c in result.citations}
     print("\nSources:", file=out)
@@ -75,23 +77,22 @@ def print_sources(result: Any, out: Any = None) -> None:
     if result.passages and not result.citations:
         print("  (the answer cites no passage)", file=out)
     stages = " · ".join(f"{k} {v:.2f} s" for k, v in result.timings.items())
-    print(f"\nTimings: {stages}", file=out)
+    loading = f" (loading the index and models before: {load_seconds:.2f} s)" if load_seconds is not None else ""
+    print(f"\nTimings: {stages}{loading}", file=out)
 
 
 def run(args: argparse.Namespace) -> int:
     from rankwise.pipeline import Pipeline
-    from rankwise.retrieval import Index
 
-    index = Index.load(args.index)
-    retriever = index.retriever(args.mode, method=args.fusion)
-    reranker = build_reranker(args.rerank, index)
+    _index, retriever, reranker, load_seconds = load_models(args)
     generator = make_generator(args)
     pipeline = Pipeline(
         retriever, reranker, generator, top_k=args.top_k, top_n=args.top_n, context_tokens=args.context_tokens,
         merge=args.merge,
     )
     if args.format == "json":
-        print(json.dumps(pipeline.run(args.query).to_dict(), ensure_ascii=False, indent=2, default=str))
+        data = {**pipeline.run(args.query).to_dict(), "load_seconds": load_seconds}  # loading is not a stage
+        write(json_line(data, indent=2))
         return 0
 
     def show(piece: str) -> None:
@@ -100,5 +101,5 @@ def run(args: argparse.Namespace) -> int:
 
     result = pipeline.run(args.query, on_token=show)
     print()
-    print_sources(result)
+    print_sources(result, load_seconds=load_seconds)
     return 0

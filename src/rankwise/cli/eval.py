@@ -6,6 +6,8 @@ import argparse
 import sys
 from pathlib import Path
 
+from rankwise.cli._args import positive_int
+
 HELP = "evaluate re-rankers on a judged BEIR-layout dataset (nDCG@10, MRR@10, Recall@100, MAP, significance)"
 
 SPEC_HELP = (
@@ -27,7 +29,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--reranker", "-r", action="append", default=[], metavar="SPEC", help=SPEC_HELP)
     p.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
     p.add_argument(
-        "--depth", type=int, default=100, help="first-stage candidates re-ranked per query (default: 100)"
+        "--depth", type=positive_int, default=100, help="first-stage candidates re-ranked per query (default: 100)"
     )
     p.add_argument(
         "--relevance-threshold",
@@ -50,7 +52,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "(default: the folder's *.run if it has one, else BM25 over the corpus)",
     )
     p.add_argument(
-        "--max-queries", type=int, default=None, metavar="N", help="evaluate only the first N judged queries"
+        "--max-queries", type=positive_int, default=None, metavar="N", help="evaluate only the first N judged queries"
     )
     p.add_argument(
         "--output",
@@ -71,36 +73,43 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-cache", action="store_true", help="recompute the first stage and embeddings; write no cache"
     )
     p.add_argument(
-        "--trials", type=int, default=10_000, help="randomization-test sign flips (default: 10000)"
+        "--trials", type=positive_int, default=10_000, help="randomization-test sign flips (default: 10000)"
     )
     p.add_argument("--seed", type=int, default=0, help="randomization-test seed (default: 0)")
     p.add_argument("--no-plot", action="store_true", help="do not write delta.png")
-    p.add_argument("--no-progress", action="store_true", help="never show progress bars")
+    p.add_argument("--no-progress", action="store_true",
+                   help="no progress on standard error (default: bars on a terminal, else a line every 10 s)")
 
 
 def run(args: argparse.Namespace) -> int:
     from rankwise.evaluation import evaluate, format_table
+    from rankwise.evaluation.api import stage_unit
     from rankwise.evaluation.report import slug
+    from rankwise.progress import StagedProgress
 
     metrics = [m.strip() for m in args.metrics.split(",") if m.strip()]
-    show = not args.no_progress and sys.stderr.isatty()
     several = len(args.data) > 1
     for folder in args.data:
-        report = evaluate(
-            folder,
-            args.reranker,
-            split=args.split,
-            depth=args.depth,
-            relevance_threshold=args.relevance_threshold,
-            metrics=metrics,
-            candidates=args.candidates,
-            cache_dir=args.cache_dir,
-            use_cache=not args.no_cache,
-            max_queries=args.max_queries,
-            trials=args.trials,
-            seed=args.seed,
-            progress=show,
+        # a bar per stage on a terminal; otherwise a line every 10 s, so a long run is never silent in a log
+        progress = StagedProgress(
+            lambda stage: (stage, stage_unit(stage)), enabled=not args.no_progress, prefix="rankwise eval"
         )
+        with progress:
+            report = evaluate(
+                folder,
+                args.reranker,
+                split=args.split,
+                depth=args.depth,
+                relevance_threshold=args.relevance_threshold,
+                metrics=metrics,
+                candidates=args.candidates,
+                cache_dir=args.cache_dir,
+                use_cache=not args.no_cache,
+                max_queries=args.max_queries,
+                trials=args.trials,
+                seed=args.seed,
+                progress=progress,
+            )
         if args.format == "json":
             print(report.to_json(per_query=False))
         else:

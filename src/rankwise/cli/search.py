@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import json
+import time
 from typing import Any
+
+from rankwise.cli._args import load_model, positive_int
+from rankwise.cli._io import json_line, printable, write
 
 HELP = "search an index built by `rankwise index`: ranked passages (BM25, dense or hybrid, optional re-ranking)"
 
@@ -20,10 +23,10 @@ def add_retrieval_arguments(p: argparse.ArgumentParser) -> None:
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_retrieval_arguments(p)
-    p.add_argument("--top-k", "-k", type=int, default=10, help="passages to show (default 10)")
+    p.add_argument("--top-k", "-k", type=positive_int, default=10, help="passages to show (default 10)")
     p.add_argument("--rerank", default="none", metavar="PRESET",
                    help="re-rank with a preset or model folder (e.g. default); 'none' (default) keeps retrieval order")
-    p.add_argument("--candidates", type=int, default=50, help="passages retrieved for re-ranking (default 50)")
+    p.add_argument("--candidates", type=positive_int, default=50, help="passages retrieved for re-ranking (default 50)")
     p.add_argument("--format", "-f", choices=("table", "json", "jsonl"), default="table", help="output format")
 
 
@@ -33,8 +36,6 @@ def build_reranker(name: str, index: Any) -> Any:
     The ``default`` and ``minilm-bi-encoder`` presets, on an index embedded by the same bundled model, score with the
     vectors the index already stores (:class:`~rankwise.retrieval.StoredVectorReranker`): same scores, no embedding.
     """
-    import rankwise
-
     if name.lower() in ("none", "off", ""):
         return None
     dense = getattr(index, "dense", None)
@@ -53,7 +54,24 @@ def build_reranker(name: str, index: Any) -> Any:
             if "minilm-bi-encoder" in members:
                 stored = StoredVectorReranker(index)
                 return build_fusion([stored if m == "minilm-bi-encoder" else m for m in members], **options)
-    return rankwise.load(name)
+    return load_model(name)
+
+
+def load_models(args: argparse.Namespace) -> tuple[Any, Any, Any, float]:
+    """``(index, retriever, reranker, seconds)``: everything loaded before the first query, and how long it took.
+
+    The dense retriever's embedding model loads on first use; it is loaded here, so the search time that is printed
+    is the search alone, not model loading (seconds on a CPU, once per process).
+    """
+    from rankwise.retrieval import Index
+
+    started = time.perf_counter()
+    index = Index.load(args.index)
+    retriever = index.retriever(args.mode, method=args.fusion)
+    reranker = build_reranker(args.rerank, index)
+    if retriever.mode != "bm25" and getattr(index, "dense", None) is not None:
+        index.dense.embedder  # noqa: B018 - the property loads the model
+    return index, retriever, reranker, time.perf_counter() - started
 
 
 def _line(text: str, width: int) -> str:
@@ -62,28 +80,28 @@ def _line(text: str, width: int) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from rankwise.pipeline import Pipeline
-    from rankwise.retrieval import Index
 
-    index = Index.load(args.index)
-    reranker = build_reranker(args.rerank, index)
-    retriever = index.retriever(args.mode, method=args.fusion)
+    _index, retriever, reranker, load_seconds = load_models(args)
     depth = max(args.candidates, args.top_k) if reranker is not None else args.top_k
     pipeline = Pipeline(retriever, reranker, None, top_k=depth, top_n=args.top_k, context_tokens=10**9, merge="none")
     result = pipeline.run(args.query)
     rows = [
         {"rank": c.number, "score": c.score, "scores": dict(c.scores), **c.passage.to_dict()} for c in result.passages
     ]
-    if args.format == "json":
-        print(json.dumps({"query": args.query, "results": rows, "timings": dict(result.timings)},
-                         ensure_ascii=False, indent=2, default=str))
+    if args.format == "json":  # timings: the search's stages; loading the index and models is apart from them
+        payload = {"query": args.query, "results": rows, "timings": dict(result.timings), "load_seconds": load_seconds}
+        write(json_line(payload, indent=2))
     elif args.format == "jsonl":
         for row in rows:
-            print(json.dumps(row, ensure_ascii=False, default=str))
+            write(json_line(row))
     else:
         ranked_by = retriever.mode + (f" + {reranker.name}" if reranker is not None else "")
-        print(f"{len(rows)} passages from {args.index} ({ranked_by}, {result.timings['total'] * 1000:.0f} ms)")
-        print("rank  score      doc / passage         text")
+        write(printable(
+            f"{len(rows)} passages from {args.index} ({ranked_by}; search {result.timings['total'] * 1000:.0f} ms, "
+            f"loading the index and models {load_seconds:.1f} s)"
+        ))
+        write("rank  score      doc / passage         text")
         for row in rows:
             shown = f"{row['title']}: {row['text']}" if row.get("title") else row["text"]
-            print(f"{row['rank']:<4}  {row['score']:>9.4f}  {_line(row['id'], 20):<20}  {_line(shown, 80)}")
+            write(printable(f"{row['rank']:<4}  {row['score']:>9.4f}  {_line(row['id'], 20):<20}  {_line(shown, 80)}"))
     return 0

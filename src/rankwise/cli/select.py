@@ -21,10 +21,10 @@ import argparse
 import json
 import os
 import sys
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
+from rankwise.cli._args import positive_int
+from rankwise.cli._io import json_line, read_text, split_lines
 from rankwise.errors import InvalidInputError
 
 HELP = "rank LLM answers by correctness/safety/helpfulness/instruction following; best-of-n; preference pairs"
@@ -56,12 +56,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "name on OPENAI_BASE_URL (default: the bundled SmolLM2-135M GGUF)",
     )
     parser.add_argument(
-        "--n", type=int, default=None, help="generate N answers for records without candidates"
+        "--n", type=positive_int, default=None, help="generate N answers for records without candidates"
     )
     parser.add_argument(
         "--temperature", type=float, default=0.8, help="sampling temperature for --n (default 0.8)"
     )
-    parser.add_argument("--max-tokens", type=int, default=256, help="answer length for --n (default 256)")
+    parser.add_argument("--max-tokens", type=positive_int, default=256, help="answer length for --n (default 256)")
     parser.add_argument(
         "--pairs", default=None, help="also write chosen/rejected preference pairs here (JSONL)"
     )
@@ -69,28 +69,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--pair-strategy", default="best_vs_worst", choices=("best_vs_worst", "best_vs_rest", "all")
     )
     parser.add_argument("--min-margin", type=float, default=0.0, help="skip pairs whose score gap is <= this")
+    parser.add_argument(
+        "--no-progress",
+        action="store_true",
+        help="no progress on standard error (default: a bar on a terminal, else a line every 10 s)",
+    )
 
 
-def _records(path: str) -> Iterator[dict[str, Any]]:
-    text = sys.stdin.read() if path == "-" else Path(path).read_text(encoding="utf-8")
+def _records(path: str) -> list[Any]:
+    """The records of ``path`` (``-`` = stdin): a JSON list, one JSON object, or JSONL."""
+    source = "standard input" if path == "-" else repr(path)
+    text = read_text(path, flag="INPUT")
     stripped = text.strip()
     if stripped.startswith("["):
-        data = json.loads(stripped)
-        yield from data
-        return
+        try:
+            data = json.loads(stripped)
+        except ValueError as exc:
+            raise InvalidInputError(f"{source}: not a valid JSON list ({exc}).") from exc
+        return data
     try:
         whole = json.loads(stripped)
         if isinstance(whole, dict):
-            yield whole
-            return
+            return [whole]
     except ValueError:
         pass
-    for n, line in enumerate(text.splitlines(), start=1):
+    records = []
+    for n, line in enumerate(split_lines(text), start=1):
         if line.strip():
             try:
-                yield json.loads(line)
+                records.append(json.loads(line))
             except ValueError as exc:
-                raise InvalidInputError(f"{path}: line {n} is not JSON ({exc}): {line[:80]!r}") from exc
+                raise InvalidInputError(f"{source}: line {n} is not JSON ({exc}): {line[:80]!r}") from exc
+    return records
 
 
 def _weights(spec: str | None) -> dict[str, float] | list[float] | None:
@@ -110,8 +120,10 @@ def _weights(spec: str | None) -> dict[str, float] | list[float] | None:
 def run(args: argparse.Namespace) -> int:
     # a command-line process owns its environment: keep llama.cpp's OpenMP threads from spinning (docs/llm.md)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    from rankwise.selection import LLMJudge, as_judge, best_of_n, preference_pairs, select
+    from rankwise.progress import ProgressReporter
+    from rankwise.selection import LLMJudge, as_judge, preference_pairs
 
+    records = _records(args.input)  # read first: a missing or broken file fails before any model loads
     criteria = [c for c in args.criteria.split(",") if c.strip()]
     weights = _weights(args.weights)
     client = None
@@ -122,46 +134,55 @@ def run(args: argparse.Namespace) -> int:
     judge = LLMJudge(client) if args.judge == "llm" else as_judge(args.judge)
     results = []
     out = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout  # noqa: SIM115
+    progress = ProgressReporter(
+        f"selecting for {len(records)} prompts", unit="prompt", enabled=not args.no_progress,
+        prefix="rankwise select",
+    )
     try:
-        for i, record in enumerate(_records(args.input)):
-            if not isinstance(record, dict) or "prompt" not in record:
-                raise InvalidInputError(
-                    f"record {i} needs a 'prompt' (and 'candidates' or --n); got {str(record)[:80]!r}."
-                )
-            candidates = record.get("candidates")
-            if candidates is None:
-                if not args.n:
-                    raise InvalidInputError(
-                        f"record {i} has no 'candidates'; add them or pass --n N to generate N."
-                    )
-                result = best_of_n(
-                    record["prompt"],
-                    client,
-                    args.n,
-                    criteria=criteria,
-                    weights=weights,
-                    judge=judge,
-                    reference=record.get("reference"),
-                    temperature=args.temperature,
-                    max_tokens=args.max_tokens,
-                    system=record.get("system"),
-                )
-            else:
-                result = select(
-                    record["prompt"],
-                    candidates,
-                    criteria,
-                    weights,
-                    judge=judge,
-                    reference=record.get("reference"),
-                )
+        for i, record in enumerate(records):
+            result = _select_one(i, record, args, client, judge, criteria, weights)
             results.append(result)
-            out.write(json.dumps(result.to_dict(), ensure_ascii=False) + "\n")
+            out.write(json_line(result.to_dict()) + "\n")
             out.flush()
+            progress(i + 1, len(records))
     finally:
+        progress.close()
         if out is not sys.stdout:
             out.close()
     if args.pairs:
         pairs = preference_pairs(results, args.pairs, strategy=args.pair_strategy, min_margin=args.min_margin)
         print(f"wrote {len(pairs)} preference pairs to {args.pairs}", file=sys.stderr)
     return 0
+
+
+def _select_one(
+    i: int,
+    record: Any,
+    args: argparse.Namespace,
+    client: Any,
+    judge: Any,
+    criteria: list[str],
+    weights: dict[str, float] | list[float] | None,
+) -> Any:
+    """The selection result of record ``i``: its candidates ranked, or ``--n`` answers generated and ranked."""
+    from rankwise.selection import best_of_n, select
+
+    if not isinstance(record, dict) or "prompt" not in record:
+        raise InvalidInputError(f"record {i} needs a 'prompt' (and 'candidates' or --n); got {str(record)[:80]!r}.")
+    candidates = record.get("candidates")
+    if candidates is not None:
+        return select(record["prompt"], candidates, criteria, weights, judge=judge, reference=record.get("reference"))
+    if not args.n:
+        raise InvalidInputError(f"record {i} has no 'candidates'; add them or pass --n N to generate N.")
+    return best_of_n(
+        record["prompt"],
+        client,
+        args.n,
+        criteria=criteria,
+        weights=weights,
+        judge=judge,
+        reference=record.get("reference"),
+        temperature=args.temperature,
+        max_tokens=args.max_tokens,
+        system=record.get("system"),
+    )

@@ -2,6 +2,7 @@
 
 Examples::
 
+    rankwise serve                                  # the offline 'default' preset (BM25 + MiniLM bi-encoder)
     rankwise serve --model minilm=./ms-marco-MiniLM-L-6-v2
     rankwise serve --model fast=./minilm-onnx:onnx?normalize=true --model bm25 --port 9000
     RANKWISE_API_KEYS=k1,k2 rankwise serve --config server.toml
@@ -31,7 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         dest="models",
         action="append",
         metavar="SPEC",
-        help="a model to serve (repeat for several); the first is the default",
+        help="a model to serve (repeat for several); the first is the default. None given: the offline "
+        "'default' preset",
     )
     add("--default-model", metavar="NAME", help="model used when a request names none")
     add("--config", metavar="FILE", help="TOML or JSON settings file (default: $RANKWISE_CONFIG)")
@@ -55,6 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--max-documents", type=int, metavar="N", help="most documents per request (default 1000)")
     add("--max-tokens-per-doc", type=int, metavar="N", help="documents are cut to N tokens (default 4096)")
     add("--max-body-bytes", type=int, metavar="N", help="largest request body (default 10 MiB)")
+    add("--max-query-bytes", type=int, metavar="N", help="longest query, in UTF-8 bytes (default 65536)")
     add(
         "--batching",
         action=argparse.BooleanOptionalAction,
@@ -110,6 +113,7 @@ _FLAGS = (
     "max_documents",
     "max_tokens_per_doc",
     "max_body_bytes",
+    "max_query_bytes",
     "batching",
     "max_batch_pairs",
     "max_wait_ms",
@@ -123,10 +127,20 @@ _FLAGS = (
 )
 
 
+DEFAULT_SPEC = "default"
+"""Served when no model is given anywhere: the offline preset, so ``rankwise serve`` alone is the one-command job."""
+
+
 def run(args: argparse.Namespace) -> int:
-    from rankwise.server.config import build_config
+    from dataclasses import replace
+
+    from rankwise.server.config import build_config, parse_model_spec
 
     config = build_config({name: getattr(args, name) for name in _FLAGS}, config_file=args.config)
+    config.all_api_keys()  # a keys file that cannot be read, or holds no key, stops here (exit 2), before loading
+    defaulted = not config.models
+    if defaulted:
+        config = replace(config, models=(parse_model_spec(DEFAULT_SPEC),))
     if args.print_config:
         shown = {k: v for k, v in vars(config).items() if k not in ("api_keys", "models")}
         shown["api_keys"] = f"{len(config.all_api_keys())} key(s)"
@@ -143,6 +157,10 @@ def run(args: argparse.Namespace) -> int:
     )
     from rankwise.server.runner import serve
 
+    if defaulted:
+        logging.getLogger("rankwise.server").info(
+            "no --model given: serving the offline %r preset (pass --model SPEC to serve another).", DEFAULT_SPEC
+        )
     if config.host not in ("127.0.0.1", "localhost", "::1") and not config.all_api_keys():
         logging.getLogger("rankwise.server").warning(
             "binding %s with no API key: anyone who can reach this port can use the models.", config.host

@@ -58,39 +58,55 @@ def _labelled(rerankers: Rerankers) -> list[tuple[str, SpecLike]]:
     return out
 
 
-def _progress_bar(enabled: bool, total: int, desc: str) -> Any:
-    if not enabled:
-        return None
-    try:
-        from tqdm import tqdm
-    except ImportError:
-        return None
-    return tqdm(total=total, desc=desc, unit="q", leave=False, dynamic_ncols=True)
+StageProgress = Callable[[str, int, int], None]
+"""``progress(stage, done, total)``: ``"embedding LABEL"`` (documents embedded) or ``"re-ranking LABEL"``
+(queries re-ranked) on each dataset, and ``"first stage"`` (one unit: the BM25 run)."""
+
+
+def stage_unit(stage: str) -> str:
+    """The unit of a :data:`StageProgress` stage: ``"text"``, ``"query"`` or ``"run"``."""
+    if stage.startswith("embedding"):
+        return "text"
+    return "query" if stage.startswith("re-ranking") else "run"
+
+
+def _stage_progress(progress: bool | StageProgress | None) -> tuple[StageProgress | None, Callable[[], None]]:
+    """``(callback, close)`` for ``evaluate(progress=...)``: True asks for the standard reporter (a bar on a
+    terminal, a line every 10 s otherwise, on standard error); a callable is the caller's own."""
+    if progress is None or progress is False:
+        return None, lambda: None
+    if progress is True:
+        from rankwise.progress import StagedProgress
+
+        reporter = StagedProgress(lambda stage: (stage, stage_unit(stage)), prefix="rankwise eval")
+        return reporter, reporter.close
+    if callable(progress):
+        return progress, lambda: None
+    raise InvalidInputError(
+        f"progress must be True, False or a callable progress(stage, done, total), got {progress!r}."
+    )
 
 
 def _prepare_embeddings(
-    reranker: Reranker, dataset: Dataset, base: Run, store: EmbeddingStore | None, show: bool
+    label: str,
+    reranker: Reranker,
+    dataset: Dataset,
+    base: Run,
+    store: EmbeddingStore | None,
+    progress: StageProgress | None,
 ) -> dict[str, Any]:
     info: dict[str, Any] = {"embedding_seconds": 0.0, "embeddings_computed": 0, "embeddings_from_disk": 0}
     if store is None:
         return info
+    stage = f"embedding {dataset.name} for {label}"
+    report = (lambda done, total: progress(stage, done, total)) if progress is not None else None
     for bi in bi_encoders(reranker):
         texts = [document_text(dataset.corpus[d], bi.fields) for ranked in base.values() for d, _ in ranked]
-        bar = _progress_bar(show, 0, f"embedding {dataset.name}")
-        progress = None
-        if bar is not None:
-
-            def progress(done: int, total: int, bar: Any = bar) -> None:
-                bar.total = total
-                bar.update(done - bar.n)
-
         start = time.perf_counter()
-        counts = store.prepare(bi, texts, f"{dataset.name}", progress)
+        counts = store.prepare(bi, texts, f"{dataset.name}", report)
         info["embedding_seconds"] += time.perf_counter() - start
         info["embeddings_computed"] += counts["computed"]
         info["embeddings_from_disk"] += counts["from_disk"]
-        if bar is not None:
-            bar.close()
     return info
 
 
@@ -170,7 +186,7 @@ def evaluate(
     max_queries: int | None = None,
     trials: int = 10_000,
     seed: int = 0,
-    progress: bool = False,
+    progress: bool | StageProgress = False,
 ) -> EvaluationReport:
     """Evaluate the first stage and each re-ranker (re-ranking its top ``depth``) on one dataset split.
 
@@ -190,7 +206,8 @@ def evaluate(
         use_cache: False = recompute everything and write nothing.
         max_queries: evaluate only the first N judged queries (quick looks; the report says so).
         trials, seed: the randomization test's sign flips and random seed.
-        progress: show progress bars on standard error.
+        progress: True shows progress on standard error (a bar on a terminal, a line every 10 s otherwise); a
+            callable receives ``progress(stage, done, total)`` instead (see :data:`StageProgress`).
 
     Returns:
         an :class:`~rankwise.evaluation.report.EvaluationReport`.
@@ -218,34 +235,16 @@ def evaluate(
     )
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
-    start = time.perf_counter()
-    base_run = first_stage_run(dataset, depth, bm25, cache, use_cache)
-    base_label = (
-        "BM25 (first stage)"
-        if dataset.pool is None
-        else f"{dataset.pool_file.stem} (given run)"
-        if dataset.pool_file is not None
-        else "given run"
-    )
-    base = _system(
-        base_label,
-        base_label,
-        None,
-        base_run,
-        dataset,
-        metrics,
-        threshold,
-        {
-            "queries": len(dataset.queries),
-            "seconds": time.perf_counter() - start,
-            "note": "first stage (a cached run costs ~0)",
-        },
-    )
-    store = EmbeddingStore(cache) if use_cache else None
-    systems = [
-        _evaluate_system(label, reranker, spec_info, dataset, base_run, store, metrics, threshold, progress)
-        for label, reranker, spec_info in built
-    ]
+    report, close_progress = _stage_progress(progress)
+    try:
+        base_run, base = _first_stage(dataset, depth, bm25, cache, use_cache, metrics, threshold, report)
+        store = EmbeddingStore(cache) if use_cache else None
+        systems = [
+            _evaluate_system(label, reranker, spec_info, dataset, base_run, store, metrics, threshold, report)
+            for label, reranker, spec_info in built
+        ]
+    finally:
+        close_progress()
     comparisons = {
         s.label: {
             m: compare(base.per_query[m], s.per_query[m], metric=m, trials=trials, seed=seed) for m in metrics
@@ -260,7 +259,7 @@ def evaluate(
         "relevance_threshold_source": source,
         "queries_evaluated": len(dataset.queries),
         "max_queries": max_queries,
-        "candidates": base_label if dataset.pool is not None else f"BM25 over the corpus ({asdict(bm25)})",
+        "candidates": base.label if dataset.pool is not None else f"BM25 over the corpus ({asdict(bm25)})",
         "randomization_trials": trials,
         "seed": seed,
     }
@@ -274,6 +273,38 @@ def evaluate(
     )
 
 
+def _first_stage(
+    dataset: Dataset,
+    depth: int,
+    bm25: BM25Settings,
+    cache: Path,
+    use_cache: bool,
+    metrics: Sequence[str],
+    threshold: int,
+    progress: StageProgress | None,
+) -> tuple[Run, SystemResult]:
+    """The first-stage run (BM25 or the given pool) and its scores."""
+    start = time.perf_counter()
+    if progress is not None:
+        progress("first stage", 0, 1)
+    base_run = first_stage_run(dataset, depth, bm25, cache, use_cache)
+    if progress is not None:
+        progress("first stage", 1, 1)
+    base_label = (
+        "BM25 (first stage)"
+        if dataset.pool is None
+        else f"{dataset.pool_file.stem} (given run)"
+        if dataset.pool_file is not None
+        else "given run"
+    )
+    cost = {
+        "queries": len(dataset.queries),
+        "seconds": time.perf_counter() - start,
+        "note": "first stage (a cached run costs ~0)",
+    }
+    return base_run, _system(base_label, base_label, None, base_run, dataset, metrics, threshold, cost)
+
+
 def _evaluate_system(
     label: str,
     reranker: Reranker,
@@ -283,13 +314,19 @@ def _evaluate_system(
     store: EmbeddingStore | None,
     metrics: Sequence[str],
     threshold: int,
-    progress: bool,
+    progress: StageProgress | None,
 ) -> SystemResult:
-    prep = _prepare_embeddings(reranker, dataset, base_run, store, progress)
-    bar = _progress_bar(progress, len(base_run), label[:40])
-    run, seconds, scored = rerank_run(reranker, dataset, base_run, bar.update if bar is not None else None)
-    if bar is not None:
-        bar.close()
+    prep = _prepare_embeddings(label, reranker, dataset, base_run, store, progress)
+    stage, queries, done = f"re-ranking {dataset.name} with {label}", len(base_run), 0
+
+    def advance(n: int) -> None:
+        nonlocal done
+        done += n
+        progress(stage, done, queries)  # type: ignore[misc] - only passed when progress is set
+
+    if progress is not None:
+        progress(stage, 0, queries)
+    run, seconds, scored = rerank_run(reranker, dataset, base_run, advance if progress is not None else None)
     total, n = seconds + prep["embedding_seconds"], len(base_run)
     cost = {
         "queries": n,

@@ -64,9 +64,9 @@ class RerankerSpec:
         """
         try:
             return _load(self.name, self.backend, self.options)
-        except TypeError as exc:  # unknown keyword or a value of the wrong type: name the spec
+        except (TypeError, InvalidInputError) as exc:  # unknown option, a value of the wrong type: name the spec
             raise InvalidInputError(
-                f"re-ranker spec {self.label!r}: {exc}; check the option names and values."
+                f"re-ranker spec {self.label!r}: {str(exc).rstrip('.')}; check the option names and values."
             ) from exc
 
     def to_dict(self) -> dict[str, Any]:

@@ -1,6 +1,9 @@
 """What the torch and ONNX cross-encoders share: pair encoding, batching, max-passage aggregation, normalisation.
 
 A subclass only says how to run one padded batch through its model (:meth:`CrossEncoderEngine._forward`).
+
+Each distinct (query, text) pair of a call is scored once and its score given to every place it occurs, so identical
+documents get identical scores (a pair's logit otherwise varies by ~1e-7 with the batch it lands in and its padding).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from collections.abc import Iterator, Sequence
 
 import numpy as np
 
-from rankwise._validation import DEFAULT_FIELDS, check_fields, document_text
+from rankwise._validation import DEFAULT_FIELDS, check_fields, check_query, document_text, model_text
 from rankwise.batching import Batch, iter_batches, max_per_owner
 from rankwise.errors import InvalidInputError
 from rankwise.rerankers.base import ProgressCallback, Reranker
@@ -46,8 +49,9 @@ class CrossEncoderEngine(Reranker):
         pad_id: int = 0,
         pad_to_multiple_of: int | None = None,
     ) -> None:
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
+        for label, value in (("batch_size", batch_size), ("max_tokens", max_tokens), ("max_length", max_length)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise InvalidInputError(f"{label} must be >= 1 (an int), got {value!r}.")
         if max_tokens < max_length:
             raise InvalidInputError(
                 f"max_tokens={max_tokens} is below max_length={max_length}; a full-length pair would not fit."
@@ -73,12 +77,21 @@ class CrossEncoderEngine(Reranker):
         texts = [document_text(d, self.fields) for d in documents]
         return self._score_groups([(query, texts)], progress)[0].tolist()
 
-    def score_groups(self, groups: Sequence[tuple[str, Sequence[str]]]) -> list[np.ndarray]:
+    def score_groups(
+        self, groups: Sequence[tuple[str, Sequence[str]]], *, progress: ProgressCallback | None = None
+    ) -> list[np.ndarray]:
         """Score several ``(query, texts)`` groups in shared, length-sorted batches (the server's dynamic batcher).
 
         Each group's scores equal ``score(query, texts)`` for plain-string texts (up to float rounding from different
         padding): pairs are encoded per group, batched together, then aggregated (max-passage) and normalised per
-        group. Texts are used as given (no ``fields`` lookup). Nothing on the instance changes.
+        group. Texts are used as given (no ``fields`` lookup; lone surrogates become U+FFFD as in ``score``). The
+        same (query, text) pair is scored once however often it occurs, so equal pairs get equal scores. Nothing on
+        the instance changes.
+
+        Args:
+            groups: ``(query, texts)`` pairs; each query must be a non-empty string, each text a string.
+            progress: optional ``progress(done, total)`` in passages, after each batch; an exception it raises
+                aborts the call and propagates (a server stops a request whose deadline passed this way).
 
         Example:
             >>> a, b = ce.score_groups([("what is an lstm?", ["LSTMs gate memory.", "CNNs see."]),  # doctest: +SKIP
@@ -86,15 +99,27 @@ class CrossEncoderEngine(Reranker):
             >>> len(a), len(b)  # doctest: +SKIP
             (2, 1)
         """
-        from rankwise._validation import check_query
-
-        return self._score_groups([(check_query(query), list(texts)) for query, texts in groups], None)
+        checked = []
+        for g, (query, texts) in enumerate(groups):
+            texts = list(texts)
+            bad = next((i for i, t in enumerate(texts) if not isinstance(t, str)), None)
+            if bad is not None:
+                raise InvalidInputError(
+                    f"score_groups: group {g}, text {bad} must be a str, got {type(texts[bad]).__name__}."
+                )
+            checked.append((model_text(check_query(query)), [model_text(t) for t in texts]))
+        return self._score_groups(checked, progress)
 
     def _score_groups(
         self, groups: Sequence[tuple[str, list[str]]], progress: ProgressCallback | None
     ) -> list[np.ndarray]:
-        """Encode every group, run all pairs in shared length-sorted batches, aggregate per group."""
-        encoded = [self.encoder.encode(query, texts) for query, texts in groups]
+        """Encode each distinct (query, text) once, run all pairs in shared length-sorted batches, scatter back."""
+        unique: dict[str, dict[str, int]] = {}  # query -> {text: slot among that query's distinct texts}
+        for query, texts in groups:
+            slots = unique.setdefault(query, {})
+            for text in texts:
+                slots.setdefault(text, len(slots))
+        encoded = [self.encoder.encode(query, list(slots)) for query, slots in unique.items()]
         input_ids = [ids for pairs in encoded for ids in pairs.input_ids]
         token_types = [types for pairs in encoded for types in pairs.token_type_ids]
         passage_scores = np.empty(len(input_ids), dtype=np.float64)
@@ -107,14 +132,17 @@ class CrossEncoderEngine(Reranker):
             done += len(rows)
             if progress is not None:
                 progress(done, len(passage_scores))
-        out: list[np.ndarray] = []
+        per_query: dict[str, np.ndarray] = {}
         start = 0
-        for pairs in encoded:
+        for query, pairs in zip(unique, encoded):
             end = start + len(pairs.input_ids)
             scores = max_per_owner(passage_scores[start:end], pairs.owners, pairs.n_documents)
-            out.append(1.0 / (1.0 + np.exp(-scores)) if self.normalize else scores)
+            per_query[query] = np.exp(-np.logaddexp(0.0, -scores)) if self.normalize else scores  # sigmoid, no overflow
             start = end
-        return out
+        return [
+            per_query[query][np.fromiter((unique[query][t] for t in texts), dtype=np.int64, count=len(texts))]
+            for query, texts in groups
+        ]
 
 
 def relevance_logit(logits: np.ndarray) -> np.ndarray:

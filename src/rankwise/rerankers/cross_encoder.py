@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from rankwise._hub import loading
 from rankwise._parallel import ordered_map, resolve_workers
 from rankwise._validation import DEFAULT_FIELDS
 from rankwise.batching import Batch
@@ -102,19 +103,20 @@ class CrossEncoderReranker(CrossEncoderEngine):
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         source = str(model)
-        config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-        self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
-            source, dtype=self.dtype, trust_remote_code=trust_remote_code
-        )
+        with loading(source):  # the same one-line error as the ONNX backend when offline; no progress bars
+            config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+            self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
+                source, dtype=self.dtype, trust_remote_code=trust_remote_code
+            )
+            if Path(source).is_dir():
+                tokenizer = load_fast_tokenizer(source)
+                hf_tok = None
+            else:
+                hf_tok = transformers.AutoTokenizer.from_pretrained(source, use_fast=True)
+                tokenizer = hf_tok.backend_tokenizer
+                tokenizer.no_truncation()
+                tokenizer.no_padding()
         self.model.to(self.device).eval()
-        if Path(source).is_dir():
-            tokenizer = load_fast_tokenizer(source)
-            hf_tok = None
-        else:
-            hf_tok = transformers.AutoTokenizer.from_pretrained(source, use_fast=True)
-            tokenizer = hf_tok.backend_tokenizer
-            tokenizer.no_truncation()
-            tokenizer.no_padding()
         if max_length is None:
             tok_max = getattr(hf_tok, "model_max_length", None) if hf_tok else _tokenizer_config_max(source)
             max_length = default_max_length(config, tok_max)

@@ -30,12 +30,21 @@ FusionMethod = Literal["zscore", "minmax", "rrf"]
 _METHODS = ("zscore", "minmax", "rrf")
 
 
+def _unit_peak(scores: np.ndarray) -> np.ndarray:
+    """``scores / max|scores|``: both normalisations are scale-free, and this keeps sums and squares of huge
+    first-stage scores (1e300) from overflowing to inf/NaN."""
+    peak = float(np.max(np.abs(scores))) if len(scores) else 0.0
+    return scores / peak if 0.0 < peak < np.inf else scores
+
+
 def zscore(scores: np.ndarray) -> np.ndarray:
+    scores = _unit_peak(scores)
     std = scores.std()
     return (scores - scores.mean()) / std if std > 0 else np.zeros_like(scores)
 
 
 def minmax(scores: np.ndarray) -> np.ndarray:
+    scores = _unit_peak(scores)
     span = scores.max() - scores.min()
     return (scores - scores.min()) / span if span > 0 else np.zeros_like(scores)
 
@@ -95,15 +104,52 @@ class FusionReranker(Reranker):
         members = "+".join(r.name for r in rerankers)
         self.name = name or f"{method}({members})"
 
-    def member_scores(self, query: str, documents: list[Document]) -> list[list[float]]:
-        """Each member's scores (validated), in member order; useful to inspect or re-weight offline."""
-        return [r.score(query, documents) for r in self.rerankers]
+    def member_scores(
+        self, query: str, documents: list[Document], *, progress: ProgressCallback | None = None
+    ) -> list[list[float]]:
+        """Each member's scores (validated), in member order; useful to inspect or re-weight offline.
+
+        ``progress(done, total)`` counts ``len(documents)`` units per member (``total = members x documents``): a
+        member's own ``(done, total)`` is mapped onto its share, so one count moves through every member's batches.
+        """
+        combined = _CombinedProgress(progress, len(documents), len(self.rerankers))
+        out = []
+        for i, reranker in enumerate(self.rerankers):
+            out.append(reranker.score(query, documents, progress=combined.member(i)))
+            combined.finished(i)  # members that never report still move the count
+        return out
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
-        per_member = self.member_scores(query, documents)
-        if progress is not None:
-            progress(len(documents), len(documents))
+        per_member = self.member_scores(query, documents, progress=progress)
         return fuse(per_member, self.weights, self.method, self.rrf_k).tolist()
+
+
+class _CombinedProgress:
+    """Maps each member's ``progress(done, total)`` onto one count of ``members x documents`` units, never backwards."""
+
+    def __init__(self, progress: ProgressCallback | None, n_documents: int, n_members: int) -> None:
+        self.progress = progress
+        self.n = n_documents
+        self.total = n_documents * n_members
+        self.reported = 0
+
+    def _report(self, done: int) -> None:
+        if self.progress is not None and done > self.reported:
+            self.reported = done
+            self.progress(done, self.total)
+
+    def member(self, i: int) -> ProgressCallback | None:
+        if self.progress is None:
+            return None
+
+        def report(done: int, total: int) -> None:
+            share = self.n if total <= 0 else self.n * min(max(done, 0), total) // total
+            self._report(i * self.n + share)
+
+        return report
+
+    def finished(self, i: int) -> None:
+        self._report((i + 1) * self.n)
 
 
 def build_fusion(
@@ -114,12 +160,65 @@ def build_fusion(
     rrf_k: float = 60.0,
     name: str | None = None,
     member_options: Sequence[dict[str, Any]] | None = None,
+    **shared: Any,
 ) -> FusionReranker:
-    """Registry entry point: members may be preset names (``"bm25"``), loaded through :func:`rankwise.load`."""
-    from rankwise.registry import load
+    """Registry entry point: members may be preset names (``"bm25"``), loaded through :func:`rankwise.load`.
 
+    Options for the members: every option that is not the fusion's own (``method``, ``weights``, ``rrf_k``,
+    ``name``, ``member_options``) goes to each member *named by a string* whose factory declares it, e.g.
+    ``rankwise.load("default", fields=["name", "body"])`` gives ``fields`` to both BM25 and the bi-encoder and
+    ``batch_size=64`` to the bi-encoder only. An option that no member declares goes to the members that take
+    arbitrary keywords, if any; otherwise it is an :class:`InvalidInputError` listing the valid options.
+    ``member_options[i]`` (one dict per member) is given to member ``i`` only, over the shared options.
+    """
+    from rankwise.registry import load, options_of
+
+    members = list(members)
     options = list(member_options) if member_options is not None else [{}] * len(members)
     if len(options) != len(members):
         raise InvalidInputError(f"member_options must have {len(members)} entries, got {len(options)}.")
-    built = [m if isinstance(m, Reranker) else load(m, **o) for m, o in zip(members, options)]
+    declared = [options_of(m) if isinstance(m, str) else () for m in members]  # None: takes any keyword
+    routed = _route_shared_options(shared, declared, members)
+    built = [m if isinstance(m, Reranker) else load(m, **{**r, **o}) for m, r, o in zip(members, routed, options)]
     return FusionReranker(built, method=method, weights=weights, rrf_k=rrf_k, name=name)
+
+
+_OWN_OPTIONS = ("members", "method", "weights", "rrf_k", "name", "member_options")
+
+
+def _route_shared_options(
+    shared: dict[str, Any], declared: list[tuple[str, ...] | None], members: list[Any]
+) -> list[dict[str, Any]]:
+    """Per member, the shared options it receives (see :func:`build_fusion`)."""
+    routed: list[dict[str, Any]] = [{} for _ in members]
+    for key, value in shared.items():
+        takers = [i for i, names in enumerate(declared) if names is not None and key in names]
+        if not takers:
+            takers = [i for i, names in enumerate(declared) if names is None]
+        if not takers:
+            raise InvalidInputError(
+                f"fusion of {', '.join(map(str, members))} does not take {key}; valid options are: "
+                f"{', '.join(_valid_options(declared))}."
+            )
+        for i in takers:
+            routed[i][key] = value
+    return routed
+
+
+def _valid_options(declared: list[tuple[str, ...] | None]) -> list[str]:
+    names = dict.fromkeys(_OWN_OPTIONS)
+    for member in declared:
+        names.update(dict.fromkeys(member or ()))
+    return list(names)
+
+
+def _accepted_options(members: Sequence[str | Reranker] = (), **_: Any) -> tuple[str, ...] | None:
+    """What ``build_fusion`` with these ``members`` accepts (read by :func:`rankwise.registry.load` to name the
+    valid options in its error); None when a member takes arbitrary keywords."""
+    from rankwise.registry import options_of
+
+    declared = [options_of(m) if isinstance(m, str) else () for m in members]
+    return None if any(d is None for d in declared) else tuple(_valid_options(declared))
+
+
+build_fusion.accepted_options = _accepted_options  # type: ignore[attr-defined]

@@ -12,12 +12,24 @@ Example:
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
+from types import ModuleType
 
 from rankwise._validation import DEFAULT_FIELDS, check_fields, document_text
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.base import ProgressCallback, Reranker
 from rankwise.types import Document
+
+
+def load_bm25s() -> ModuleType:
+    """Import bm25s, undoing the DEBUG level it forces on its logger at import time (every ``index()`` call would
+    otherwise log a line through the application's handlers); the logger then follows the application's config."""
+    bm25s = require("bm25s", "retrieval", "BM25 re-ranking")
+    logger = logging.getLogger("bm25s")
+    if logger.level == logging.DEBUG:
+        logger.setLevel(logging.NOTSET)
+    return bm25s
 
 
 class BM25Reranker(Reranker):
@@ -40,9 +52,10 @@ class BM25Reranker(Reranker):
         fields: Sequence[str] = DEFAULT_FIELDS,
         name: str = "bm25",
     ) -> None:
-        if k1 < 0 or not 0 <= b <= 1:
-            raise InvalidInputError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1}, b={b}.")
-        self._bm25s = require("bm25s", "retrieval", "BM25 re-ranking")
+        numbers = all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in (k1, b))
+        if not numbers or not k1 >= 0 or not 0 <= b <= 1:  # `not >=` also refuses NaN
+            raise InvalidInputError(f"BM25 needs k1 >= 0 and 0 <= b <= 1, got k1={k1!r}, b={b!r}.")
+        self._bm25s = load_bm25s()
         if stemmer is not None:
             stemmer_lib = require("Stemmer", "retrieval", "BM25 stemming (PyStemmer)")
             try:
@@ -65,13 +78,22 @@ class BM25Reranker(Reranker):
         )
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
+        """BM25 of each document; 0 for all when the query shares no indexable token with any document.
+
+        Candidates with no indexable token at all (``"A"``, ``"7"``, ``"👍"``, only stop words, empty) score 0: bm25s
+        cannot index a corpus without tokens, and a query token that no candidate holds adds nothing to any score,
+        so such tokens are dropped before scoring. Reports progress once, at the end.
+        """
         query_tokens = self.tokenize([query])[0]
-        if not query_tokens:  # only stop words: no lexical evidence either way
-            return [0.0] * len(documents)
-        corpus = self.tokenize([document_text(d, self.fields) for d in documents])
-        index = self._bm25s.BM25(k1=self.k1, b=self.b)
-        index.index(corpus, show_progress=False)
-        scores = index.get_scores(query_tokens)
+        corpus = self.tokenize([document_text(d, self.fields) for d in documents]) if query_tokens else []
+        vocabulary = {token for tokens in corpus for token in tokens}
+        query_tokens = [t for t in query_tokens if t in vocabulary]
+        if query_tokens:
+            index = self._bm25s.BM25(k1=self.k1, b=self.b)
+            index.index(corpus, show_progress=False)
+            scores = [float(s) for s in index.get_scores(query_tokens)]
+        else:  # no token in common (only stop words, digits, emoji...): no lexical evidence either way
+            scores = [0.0] * len(documents)
         if progress is not None:
             progress(len(documents), len(documents))
-        return scores.astype(float).tolist()
+        return scores

@@ -24,7 +24,7 @@ from collections.abc import Sequence
 
 from rankwise.errors import InvalidInputError
 from rankwise.rerankers.base import ProgressCallback, Reranker
-from rankwise.types import Document
+from rankwise.types import Document, _preview
 
 FIRST_STAGE_SCORE = "first_stage_score"
 
@@ -50,8 +50,10 @@ class MetadataScoreReranker(Reranker):
     ) -> None:
         if not isinstance(field, str) or not field:
             raise InvalidInputError(f"field must be a non-empty metadata key, got {field!r}.")
-        if missing is not None and (not isinstance(missing, (int, float)) or math.isnan(missing)):
-            raise InvalidInputError(f"missing must be a number or None, got {missing!r}.")
+        if missing is not None and (
+            isinstance(missing, bool) or not isinstance(missing, (int, float)) or not math.isfinite(missing)
+        ):
+            raise InvalidInputError(f"missing must be a finite number or None, got {missing!r}.")
         self.field = field
         self.descending = descending
         self.missing = None if missing is None else float(missing)
@@ -69,10 +71,13 @@ class MetadataScoreReranker(Reranker):
             return self.missing
         try:
             value = float(raw)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):  # OverflowError: an int beyond float range
+            value = math.nan
+        if not math.isfinite(value):
             raise InvalidInputError(
-                f"document {position}: metadata[{self.field!r}] = {raw!r} is not a number."
-            ) from None
+                f"document {position}: metadata[{self.field!r}] = {_preview(raw)} is not a number "
+                "(or not a finite one); put a finite number there, e.g. 12.3."
+            )
         return value if self.descending else -value
 
     def _score(

@@ -10,14 +10,13 @@ Adding passages embeds only the new ones and appends them to the FAISS index (no
 
 from __future__ import annotations
 
-import threading
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from rankwise._cache import MB, BoundedLRU
 from rankwise._validation import DEFAULT_FIELDS, document_text
 from rankwise.errors import InvalidInputError, require
 from rankwise.retrieval.errors import IndexCompatibilityError
@@ -85,8 +84,8 @@ class DenseIndex:
         self.dim: int | None = None
         self._index: Any = None
         self.query_cache_size = query_cache_size
-        self._queries: OrderedDict[str, np.ndarray] = OrderedDict()
-        self._lock = threading.Lock()
+        # keyed by a hash of the query, bounded in bytes too: a few huge queries cannot pin their text in memory
+        self._queries: BoundedLRU[np.ndarray] = BoundedLRU(query_cache_size, 4 * MB)
 
     def __len__(self) -> int:
         return 0 if self._index is None else int(self._index.ntotal)
@@ -152,18 +151,12 @@ class DenseIndex:
 
     def embed_query(self, query: str) -> np.ndarray:
         """The query's unit vector (from the query cache when it was embedded recently)."""
-        with self._lock:
-            cached = self._queries.get(query)
-            if cached is not None:
-                self._queries.move_to_end(query)
-                return cached
+        cached = self._queries.get(query)
+        if cached is not None:
+            return cached
         vector = np.asarray(self.embedder.embed_query(query), dtype=np.float32).reshape(-1)
         self._check_dim(len(vector))
-        if self.query_cache_size:
-            with self._lock:
-                self._queries[query] = vector
-                while len(self._queries) > self.query_cache_size:
-                    self._queries.popitem(last=False)
+        self._queries.put(query, vector)
         return vector
 
     def search(self, vector: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

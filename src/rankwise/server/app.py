@@ -9,6 +9,9 @@ Example:
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sys
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 
@@ -22,7 +25,7 @@ from rankwise.server.config import ServerConfig
 from rankwise.server.documents import Truncator
 from rankwise.server.errors import ApiError, install_error_handlers
 from rankwise.server.metrics import ServerMetrics
-from rankwise.server.middleware import BodyLimitMiddleware, MetricsMiddleware
+from rankwise.server.middleware import BodyLimitMiddleware, ErrorAnswerMiddleware, MetricsMiddleware
 
 DESCRIPTION = """Re-ranking over HTTP, speaking the APIs clients already call:
 
@@ -33,6 +36,16 @@ DESCRIPTION = """Re-ranking over HTTP, speaking the APIs clients already call:
 Concurrent requests share model calls (dynamic batching). Errors are JSON: `{"message", "error", "error_type"}`;
 a request still unanswered after the server's request timeout gets a 504 and its queued work is dropped.
 """
+
+
+def quiet_bm25s() -> None:
+    """Undo bm25s' ``logging.getLogger("bm25s").setLevel(DEBUG)`` (done when it is imported), which made every BM25
+    request log a line whatever the server's log level. Only that logger is touched: back to NOTSET, so it follows
+    the application's own logging configuration."""
+    module = sys.modules.get("bm25s")
+    bm25s_logger = logging.getLogger("bm25s")
+    if module is not None and bm25s_logger.level == logging.DEBUG:
+        bm25s_logger.setLevel(logging.NOTSET)
 
 
 class ServingState:
@@ -74,6 +87,7 @@ class ServingState:
         self.ready = False
 
     def start(self) -> None:
+        quiet_bm25s()  # the models are loaded (bm25s imported) by now
         for scheduler in self.schedulers.values():
             scheduler.start()
         self.ready = True
@@ -115,7 +129,9 @@ def create_app(rerankers: Mapping[str, Reranker], config: ServerConfig | None = 
         try:
             yield
         finally:
-            state.stop()
+            # in a thread: waiting for the workers must not stop the loop, which still answers the requests that
+            # the server cut at its graceful timeout (503, ErrorAnswerMiddleware)
+            await asyncio.to_thread(state.stop)
 
     app = FastAPI(
         title="rankwise",
@@ -131,7 +147,9 @@ def create_app(rerankers: Mapping[str, Reranker], config: ServerConfig | None = 
     install_error_handlers(app)
     app.include_router(build_router(state, config))
     app.include_router(build_service_router(state, config, metrics))
-    # added innermost first: metrics wraps CORS, which wraps the body limit (so a 413 still carries CORS headers)
+    # added innermost first: metrics wraps CORS, which wraps the body limit (so a 413 still carries CORS headers),
+    # which wraps the error answers (500 logged once, 503 for requests cut by a shutdown)
+    app.add_middleware(ErrorAnswerMiddleware, graceful_timeout_s=config.graceful_timeout_s, metrics=metrics)
     app.add_middleware(BodyLimitMiddleware, max_bytes=config.max_body_bytes, metrics=metrics)
     if config.cors_origins:
         app.add_middleware(

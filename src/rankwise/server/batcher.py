@@ -10,11 +10,23 @@ One :class:`Scheduler` per served model. Requests wait in a ring; the worker thr
 * it scores the step with ``reranker.score_groups([(query, texts), ...])`` (cross-encoders: all pairs in shared,
   length-sorted token-budget batches), and hands each request its slice of the scores as soon as its last slice is done.
 
-A request whose client disconnects is cancelled: its unscheduled documents leave the ring at once. Re-rankers without
-``score_groups`` (BM25, bi-encoders, fusion: their scores depend on the whole candidate list) are scored one whole
-request at a time, in arrival order. With ``batching=False`` every request is one ``reranker.score`` call, in order.
+A request whose client disconnects, or whose deadline passes, is cancelled: its unscheduled documents leave the ring
+at once, and a model call already running for it stops at the next batch boundary: the worker hands the model a
+``progress`` callback that raises once every request of the step is gone (``score(..., progress=)``, and
+``score_groups(..., progress=)`` where the model takes it). So one huge request for a model scored whole cannot make
+the next small request wait past its own deadline. Re-rankers without ``score_groups`` (BM25, bi-encoders, fusion:
+their scores depend on the whole candidate list) are scored one whole request at a time, in arrival order. With
+``batching=False`` every request is one ``reranker.score`` call, in order.
 
-The model runs only in the worker thread, so the event loop stays free and the re-ranker is never called concurrently.
+*Express lane* (models scored whole only: split models already interleave requests chunk by chunk, and their small
+requests are better off batched together). While the worker thread scores a whole request, a small request (at most
+``express_pairs`` documents) does not wait behind it: a second thread scores it at once, and the busy call pauses at
+its next batch boundary (its progress callback) until the express thread has been idle for a moment. So one huge
+request delays small ones by at most the rest of one batch, not the whole request. The re-ranker is then called from
+two threads at once, which every backend allows (options are fixed at construction; see :class:`~rankwise.Reranker`).
+
+The models run only in these threads, so the event loop stays free.
+A model failure is handed to its requests (each answers 500 and logs the traceback once); it is not logged here.
 """
 
 from __future__ import annotations
@@ -24,13 +36,15 @@ import logging
 import threading
 import time
 from collections import deque
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
 
 from rankwise.errors import RankwiseError
 from rankwise.rerankers.base import Reranker
+from rankwise.server._jobs import Job, accepts_progress, settle
+from rankwise.server.documents import text_carrier
 from rankwise.server.metrics import ServerMetrics
 
 logger = logging.getLogger(__name__)
@@ -40,33 +54,12 @@ class OverloadedError(RankwiseError):
     """The model's queue is full (or the server is stopping); the client should retry later (HTTP 503)."""
 
 
-@dataclass(eq=False)
-class _Job:
-    query: str
-    texts: list[str]
-    future: asyncio.Future
-    loop: asyncio.AbstractEventLoop
-    arrived: float
-    scores: np.ndarray = field(init=False)
-    next: int = 0  # first document not yet handed to the model
-    done: int = 0  # documents scored
-    cancelled: bool = False
-
-    def __post_init__(self) -> None:
-        self.scores = np.empty(len(self.texts), dtype=np.float64)
-
-    @property
-    def size(self) -> int:
-        return len(self.texts)
+class DeadlinePassed(RankwiseError):
+    """The request's deadline passed before its work was done (the route answers 504)."""
 
 
-def _settle(future: asyncio.Future, value: Any, error: BaseException | None) -> None:
-    if future.done():  # cancelled by a disconnect meanwhile
-        return
-    if error is not None:
-        future.set_exception(error)
-    else:
-        future.set_result(value)
+class _Abandoned(Exception):
+    """Raised by the progress callback: every request of the running step is gone, so the model call stops."""
 
 
 class Scheduler:
@@ -81,6 +74,8 @@ class Scheduler:
         max_wait_ms: longest a request waits for others to join its step.
         chunk_pairs: documents taken from one request per pass over the waiting requests.
         max_queue_pairs: documents allowed to wait; beyond that a request is refused (:class:`OverloadedError`).
+        express_pairs: for a model scored whole, requests of at most this many documents take the express lane while
+            a larger one runs (0: never).
 
     Example:
         >>> import asyncio, rankwise                                     # doctest: +SKIP
@@ -100,39 +95,64 @@ class Scheduler:
         max_wait_ms: float = 5.0,
         chunk_pairs: int = 32,
         max_queue_pairs: int = 200_000,
+        express_pairs: int = 32,
     ) -> None:
         self.reranker = reranker
         self.name = name
         self.metrics = metrics
         self.batching = batching
         self.splittable = batching and callable(getattr(reranker, "score_groups", None))
+        self._groups_progress = self.splittable and accepts_progress(reranker.score_groups)  # type: ignore[attr-defined]
+        self._carry = text_carrier(reranker)
         self.max_batch_pairs = max_batch_pairs
         self.max_wait_s = max_wait_ms / 1000.0
         self.chunk_pairs = chunk_pairs
         self.max_queue_pairs = max_queue_pairs
         self._cond = threading.Condition()
-        self._ring: deque[_Job] = deque()
+        self._ring: deque[Job] = deque()
         self._pending = 0  # documents in the ring, not yet handed to the model
         self._open_jobs = 0  # requests submitted and not finished
         self._stopping = False
         self._thread: threading.Thread | None = None
+        self.express_pairs = express_pairs
+        self._express: threading.Thread | None = None
+        self._main_busy = False  # the worker thread is scoring a step
+        self._express_busy = False
+        self._express_idle_since = 0.0
 
     # ---- event-loop side -------------------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
             self._thread = threading.Thread(target=self._run, name=f"rankwise-model-{self.name}", daemon=True)
             self._thread.start()
+        if self._express is None and self.express_pairs > 0 and not self.splittable:
+            self._express = threading.Thread(
+                target=self._run_express, name=f"rankwise-express-{self.name}", daemon=True
+            )
+            self._express.start()
 
     @property
     def alive(self) -> bool:
         return self._thread is not None and self._thread.is_alive() and not self._stopping
 
-    async def score(self, query: str, texts: list[str]) -> np.ndarray:
-        """Scores of ``texts`` for ``query``, in input order. Cancelling the awaiting task cancels the work."""
+    async def score(
+        self,
+        query: str,
+        texts: list[str],
+        *,
+        deadline: float | None = None,
+        metadata: Sequence[Mapping[str, Any]] | None = None,
+    ) -> np.ndarray:
+        """Scores of ``texts`` for ``query``, in input order. Cancelling the awaiting task cancels the work.
+
+        ``deadline`` (a ``time.monotonic()`` value) also stops the work once passed: the model call stops at its next
+        batch and :class:`DeadlinePassed` is raised. ``metadata`` (one mapping per text) reaches models scored whole
+        as each document's metadata (cross-encoders score text alone).
+        """
         if not texts:
             return np.empty(0, dtype=np.float64)
         loop = asyncio.get_running_loop()
-        job = _Job(query, texts, loop.create_future(), loop, time.monotonic())
+        job = Job(query, texts, loop.create_future(), loop, time.monotonic(), deadline, metadata)
         with self._cond:
             if self._stopping:
                 raise OverloadedError("the server is shutting down; retry on another replica.")
@@ -145,7 +165,7 @@ class Scheduler:
             self._pending += job.size
             self._open_jobs += 1
             self._update_gauges()
-            self._cond.notify()
+            self._cond.notify_all()  # the worker and the express lane both wait here
         try:
             return await job.future
         except asyncio.CancelledError:
@@ -156,7 +176,7 @@ class Scheduler:
                 self._open_jobs -= 1
                 self._update_gauges()
 
-    def _cancel(self, job: _Job) -> None:
+    def _cancel(self, job: Job) -> None:
         with self._cond:
             if job.cancelled or job.done == job.size:
                 return
@@ -172,8 +192,9 @@ class Scheduler:
         with self._cond:
             self._stopping = True
             self._cond.notify_all()
-        if self._thread is not None:
-            self._thread.join(timeout)
+        for thread in (self._thread, self._express):
+            if thread is not None:
+                thread.join(timeout)
 
     # ---- worker side (holding the lock only to pick work) ----------------------------------------------------
     def _update_gauges(self) -> None:
@@ -186,11 +207,59 @@ class Scheduler:
                 step = self._next_step()
                 if step is None:
                     return
-                self._execute(step)
-            except Exception:  # a bug here must not kill the model's thread; the requests get a 500
+                try:
+                    self._execute(step)
+                finally:
+                    with self._cond:
+                        self._main_busy = False
+            except Exception:  # a bug here (not a model failure) must not kill the model's thread
                 logger.exception("rankwise scheduler for %r: unexpected error", self.name)
 
-    def _next_step(self) -> list[tuple[_Job, int, int]] | None:
+    # ---- express lane ------------------------------------------------------------------------------------------
+    def _express_job(self) -> Job | None:
+        """The oldest small, untouched request, taken off the ring whole (call holding the lock)."""
+        for job in self._ring:
+            if job.next == 0 and job.size <= self.express_pairs:
+                self._ring.remove(job)
+                self._pending -= job.size
+                job.next = job.size
+                return job
+        return None
+
+    def _run_express(self) -> None:
+        while True:
+            with self._cond:
+                job = None
+                while job is None:
+                    if self._stopping and not self._ring:
+                        return
+                    job = self._express_job() if self._main_busy else None
+                    if job is None:
+                        self._cond.wait(0.5 if self._stopping else None)
+                self._express_busy = True
+                self._update_gauges()
+            try:
+                self._execute([(job, 0, job.size)])
+            except Exception:  # a bug here (not a model failure) must not kill the lane
+                logger.exception("rankwise express lane for %r: unexpected error", self.name)
+            finally:
+                with self._cond:
+                    self._express_busy = False
+                    self._express_idle_since = time.monotonic()
+                    self._cond.notify_all()
+
+    def _yield_to_express(self, jobs: list[Job]) -> None:
+        """Pause the running step while the express lane works, and a moment after (sequential small requests
+        arrive a few milliseconds apart), unless every request of the step is gone meanwhile."""
+        grace = 0.02
+        with self._cond:
+            while not self._stopping and not all(job.abandoned() for job in jobs):
+                quiet = time.monotonic() - self._express_idle_since
+                if not self._express_busy and quiet >= grace:
+                    return
+                self._cond.wait(0.1 if self._express_busy else grace - quiet)
+
+    def _next_step(self) -> list[tuple[Job, int, int]] | None:
         with self._cond:
             while True:
                 while not self._ring:
@@ -206,10 +275,12 @@ class Scheduler:
                         self._cond.wait(remaining)
                 if self._ring:  # (every waiting request may have been cancelled meanwhile)
                     step = self._take()
+                    self._main_busy = True
                     self._update_gauges()
+                    self._cond.notify_all()  # small requests already waiting may take the express lane now
                     return step
 
-    def _take(self) -> list[tuple[_Job, int, int]]:
+    def _take(self) -> list[tuple[Job, int, int]]:
         """Pick the next step's slices: whole requests, or chunks taken in passes over the waiting requests.
 
         Each pass visits the requests in arrival order and takes at most ``chunk_pairs`` documents from each, until
@@ -224,7 +295,7 @@ class Scheduler:
             job.next = job.size
             return step
         budget = self.max_batch_pairs
-        slices: dict[_Job, list[int]] = {}
+        slices: dict[Job, list[int]] = {}
         while ring and budget > 0:
             for job in ring:
                 take = min(job.size - job.next, self.chunk_pairs, budget)
@@ -240,20 +311,57 @@ class Scheduler:
             ring.extend(waiting)
         return [(job, start, end) for job, (start, end) in slices.items()]
 
-    def _execute(self, step: list[tuple[_Job, int, int]]) -> None:
-        groups = [(job.query, job.texts[start:end]) for job, start, end in step]
-        pairs = sum(len(texts) for _, texts in groups)
+    def _live(self, step: list[tuple[Job, int, int]]) -> list[tuple[Job, int, int]]:
+        """The slices of ``step`` someone still waits for; a request whose deadline passed is answered now."""
+        live = []
+        for job, start, end in step:
+            if not job.abandoned():
+                live.append((job, start, end))
+            elif not job.cancelled:
+                passed = DeadlinePassed(f"the request's deadline passed before model {self.name!r} finished it.")
+                self._fail(job, passed)
+        return live
+
+    def _progress(self, step: list[tuple[Job, int, int]]) -> Callable[[int, int], None]:
+        """The model's ``progress`` callback: stops the call once every request of the step is gone."""
+        jobs = [job for job, _, _ in step]
+
+        def check(done: int, total: int) -> None:
+            if self._express is not None and threading.current_thread() is self._thread:
+                self._yield_to_express(jobs)
+            if all(job.abandoned() for job in jobs):
+                raise _Abandoned
+
+        return check
+
+    def _call_model(self, step: list[tuple[Job, int, int]]) -> list[Any]:
+        progress = self._progress(step)
+        if self.splittable:
+            groups = [(job.query, job.texts[start:end]) for job, start, end in step]
+            if self._groups_progress:
+                return list(self.reranker.score_groups(groups, progress=progress))  # type: ignore[attr-defined]
+            return list(self.reranker.score_groups(groups))  # type: ignore[attr-defined]
+        out = []
+        for job, start, end in step:  # whole requests (a model without score_groups, or batching off)
+            metadata = job.metadata or [{}] * job.size
+            documents = [self._carry(job.texts[i], metadata[i]) for i in range(start, end)]
+            out.append(np.asarray(self.reranker.score(job.query, documents, progress=progress), np.float64))
+        return out
+
+    def _execute(self, step: list[tuple[Job, int, int]]) -> None:
+        step = self._live(step)
+        if not step:
+            return
+        pairs = sum(end - start for _, start, end in step)
         began = time.monotonic()
         try:
-            if self.splittable:
-                results = list(self.reranker.score_groups(groups))  # type: ignore[attr-defined]
-            else:
-                results = [
-                    np.asarray(self.reranker.score(query, texts), dtype=np.float64) for query, texts in groups
-                ]
+            results = self._call_model(step)
         except Exception as exc:  # noqa: BLE001 - reported to each request of the step, the thread goes on
-            logger.exception("model %r failed on a step of %d documents", self.name, pairs)
-            for job, _, _ in step:
+            if isinstance(exc, _Abandoned) or all(job.abandoned() for job, _, _ in step):
+                logger.debug("model %r stopped a step of %d documents: its requests are gone", self.name, pairs)
+                self._live(step)  # answers those whose deadline passed (the others' clients left)
+                return
+            for job, _, _ in step:  # the route answers 500 and logs the traceback, once per request
                 self._fail(job, exc)
             return
         m = self.metrics
@@ -262,23 +370,26 @@ class Scheduler:
         m.batch_requests.labels(self.name).observe(len(step))
         m.pairs_scored.labels(self.name).inc(pairs)
         for (job, start, end), scores in zip(step, results):
-            scores = np.asarray(scores, dtype=np.float64)
-            if scores.shape != (end - start,) or np.isnan(scores).any():
-                bad = RankwiseError(
-                    f"model {self.name!r} returned {scores.shape} scores (NaN?) for {end - start} documents."
-                )
-                self._fail(job, bad)
-                continue
-            job.scores[start:end] = scores
-            job.done += end - start
-            if job.done == job.size and not job.cancelled:
-                job.loop.call_soon_threadsafe(_settle, job.future, job.scores, None)
+            self._deliver(job, start, end, scores)
 
-    def _fail(self, job: _Job, error: BaseException) -> None:
+    def _deliver(self, job: Job, start: int, end: int, scores: Any) -> None:
+        scores = np.asarray(scores, dtype=np.float64)
+        if scores.shape != (end - start,) or not np.isfinite(scores).all():
+            bad = RankwiseError(
+                f"model {self.name!r} returned {scores.shape} scores (NaN or infinite?) for {end - start} documents."
+            )
+            self._fail(job, bad)
+            return
+        job.scores[start:end] = scores
+        job.done += end - start
+        if job.done == job.size and not job.cancelled:
+            job.loop.call_soon_threadsafe(settle, job.future, job.scores, None)
+
+    def _fail(self, job: Job, error: BaseException) -> None:
         with self._cond:
             if job in self._ring:  # its other slices will not run
                 self._ring.remove(job)
                 self._pending -= job.size - job.next
                 job.next = job.size
             self._update_gauges()
-        job.loop.call_soon_threadsafe(_settle, job.future, None, error)
+        job.loop.call_soon_threadsafe(settle, job.future, None, error)

@@ -31,6 +31,10 @@ from rankwise.errors import InvalidInputError
 
 ENV_PREFIX = "RANKWISE_"
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._\-]*$")
+_NO_KEY = (
+    "{where}: {value!r} holds no API key (only blanks and commas), which would leave the server open; give at least "
+    "one key (RANKWISE_API_KEYS=key1,key2), or unset the setting to run without keys."
+)
 
 
 @dataclass(frozen=True)
@@ -139,6 +143,7 @@ class ServerConfig:
     max_documents: int = 1000
     max_tokens_per_doc: int = 4096
     max_body_bytes: int = 10 * 1024 * 1024
+    max_query_bytes: int = 64 * 1024
     batching: bool = True
     max_batch_pairs: int = 256
     max_wait_ms: float = 5.0
@@ -156,6 +161,7 @@ class ServerConfig:
             "max_documents",
             "max_tokens_per_doc",
             "max_body_bytes",
+            "max_query_bytes",
             "max_batch_pairs",
             "chunk_pairs",
             "max_queue_pairs",
@@ -185,6 +191,8 @@ class ServerConfig:
             )
         if self.default_model is not None and names and self.default_model not in names:
             raise InvalidInputError(f"default_model {self.default_model!r} is not among the models {names}.")
+        if self.api_keys and not any(str(k).strip() for k in self.api_keys):
+            raise InvalidInputError(_NO_KEY.format(where="api_keys", value=self.api_keys))
 
     def all_api_keys(self) -> tuple[str, ...]:
         """Keys given directly plus those in ``api_keys_file`` (one a line; blank lines and ``#`` comments skipped)."""
@@ -195,8 +203,14 @@ class ServerConfig:
                 lines = path.read_text().splitlines()
             except OSError as exc:
                 raise InvalidInputError(f"cannot read api_keys_file {str(path)!r}: {exc}") from exc
-            keys += [s.strip() for s in lines if s.strip() and not s.strip().startswith("#")]
-        return tuple(dict.fromkeys(k for k in keys if k))
+            found = [s.strip() for s in lines if s.strip() and not s.strip().startswith("#")]
+            if not found:  # a keys file that holds no key must not leave the server open without a word
+                raise InvalidInputError(
+                    f"api_keys_file {str(path)!r} holds no key (only blank lines and '#' comments); put one key a "
+                    "line in it, or drop the setting to run without keys."
+                )
+            keys += found
+        return tuple(dict.fromkeys(k.strip() for k in keys if k.strip()))
 
 
 _FIELD_TYPES = {f.name: f.type for f in fields(ServerConfig)}
@@ -216,7 +230,11 @@ def _coerce(name: str, value: Any, where: str) -> Any:
             )
         if kind.startswith("tuple"):
             items = value.split(",") if isinstance(value, str) else list(value)
-            return tuple(str(s).strip() for s in items if str(s).strip())
+            out = tuple(str(s).strip() for s in items if str(s).strip())
+            if name == "api_keys" and not out and (isinstance(value, str) or items):
+                # keys were given but every one is blank (RANKWISE_API_KEYS=" , ", or ""): refuse, never run open
+                raise InvalidInputError(_NO_KEY.format(where=f"{where}: api_keys", value=value))
+            return out
         if value is None:
             return None
         if (
@@ -242,6 +260,8 @@ def _coerce(name: str, value: Any, where: str) -> Any:
                 raise ValueError(value)
             return float(value)
         return str(value)
+    except InvalidInputError:  # already names the setting and its source
+        raise
     except (TypeError, ValueError) as exc:
         raise InvalidInputError(f"{where}: {name}={value!r} is not a valid {kind}.") from exc
 

@@ -4,11 +4,16 @@
 text. Status codes: 400 bad request (malformed JSON, empty query, too many documents...), 401 missing/wrong API key,
 404 unknown model or path, 413 body too large, 422 a field of the wrong type (pydantic's check, with a readable
 message), 499 client left, 500 model failure, 503 overloaded or shutting down, 504 request timeout passed.
+
+Bodies are written by :func:`json_bytes`: UTF-8 JSON, or ASCII JSON with ``\\uXXXX`` escapes when a text the caller
+sent holds a lone surrogate (``"\\ud800"``), so it comes back exactly as sent instead of failing to encode.
 """
 
 from __future__ import annotations
 
+import json
 import logging
+import reprlib
 import uuid
 from typing import Any
 
@@ -21,6 +26,28 @@ from rankwise.errors import InvalidInputError
 from rankwise.server.batcher import OverloadedError
 
 logger = logging.getLogger(__name__)
+
+
+def json_bytes(content: Any) -> bytes:
+    """``content`` as compact JSON bytes: UTF-8, or escaped ASCII where a string holds a lone surrogate.
+
+    Raises ValueError for a non-finite float (JSON has none) and RecursionError for nesting deeper than Python's limit.
+
+    Example:
+        >>> json_bytes({"t": "é"}), json_bytes({"t": "\\ud800"})
+        (b'{"t":"\\xc3\\xa9"}', b'{"t":"\\\\ud800"}')
+    """
+    try:
+        return json.dumps(content, ensure_ascii=False, allow_nan=False, separators=(",", ":")).encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: "\\ud800" in the answer, as the caller wrote it
+        return json.dumps(content, ensure_ascii=True, allow_nan=False, separators=(",", ":")).encode("ascii")
+
+
+class SafeJSONResponse(JSONResponse):
+    """A JSON response written by :func:`json_bytes` (never fails on a lone surrogate)."""
+
+    def render(self, content: Any) -> bytes:
+        return json_bytes(content)
 
 
 class ApiError(Exception):
@@ -44,7 +71,7 @@ def error_response(
     metrics = getattr(metrics, "metrics", None)
     if metrics is not None:
         metrics.errors.labels(metrics.endpoint_label(request.url.path), error_type).inc()
-    return JSONResponse(
+    return SafeJSONResponse(
         {"message": message, "error": message, "error_type": error_type}, status_code=status, headers=headers
     )
 
@@ -57,8 +84,13 @@ def _where(loc: tuple[Any, ...]) -> str:
     return out or "body"
 
 
+_REPR = reprlib.Repr()
+_REPR.maxlevel, _REPR.maxstring, _REPR.maxother = 3, 50, 50
+
+
 def _short(value: Any, limit: int = 60) -> str:
-    text = repr(value)
+    """A bounded repr: a few levels of nesting, a few items, at most ``limit`` characters (any input, any depth)."""
+    text = _REPR.repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -132,7 +164,13 @@ def install_error_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Reached only by an error outside the routes (ErrorAnswerMiddleware answers the routes' own): Starlette
+        # re-raises it after this answer and the ASGI server logs its traceback, so this logs one line, not two.
         ref = uuid.uuid4().hex[:12]
-        logger.error("unhandled error %s on %s %s", ref, request.method, request.url.path, exc_info=exc)
-        message = f"internal server error (reference {ref}; the server log has the details)."
-        return error_response(500, message, "internal", None, request)
+        logger.error("unhandled error %s on %s %s: %r", ref, request.method, request.url.path, exc)
+        return error_response(500, internal_message(ref), "internal", None, request)
+
+
+def internal_message(ref: str) -> str:
+    """The 500's message: no detail of the failure, a reference the server log repeats."""
+    return f"internal server error (reference {ref}; the server log has the details)."
