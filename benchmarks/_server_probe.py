@@ -20,8 +20,7 @@ from typing import Any
 import numpy as np
 
 # Words with real BM25 tokens, so that big texts cost what real text costs (tokenizing, stemming, embedding).
-_WORDS = ("lstm gate memory cell gradient network vector search ranking passage query model token attention "
-          "protein gene cancer therapy trial patient dose cohort vitamin diet cell receptor immune virus").split()
+_WORDS = ["lstm", "gate", "memory", "cell", "gradient", "network", "vector", "search", "ranking", "passage", "query", "model", "token", "attention", "protein", "gene", "cancer", "therapy", "trial", "patient", "dose", "cohort", "vitamin", "diet", "cell", "receptor", "immune", "virus"]
 
 
 def _free_port() -> int:

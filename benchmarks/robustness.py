@@ -37,9 +37,9 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _nasty import random_body, random_documents, random_file, random_text  # noqa: E402
-from _server_probe import isolation, memory_growth, started_server  # noqa: E402
-from throughput import machine_info  # noqa: E402
+from _nasty import random_body, random_documents, random_file, random_text
+from _server_probe import isolation, memory_growth, started_server
+from throughput import machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "robustness.json"

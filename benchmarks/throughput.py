@@ -45,7 +45,7 @@ def load_pairs(n_pairs: int, per_query: int = 100, data: Path = DATA) -> list[Gr
     import bm25s
     import Stemmer
 
-    from rankwise._validation import document_text
+    from rankwise.documents import document_text
     from rankwise.types import Document
 
     folder = data / "scifact"
@@ -179,7 +179,7 @@ def summarize(config: str, scores: dict[str, list[np.ndarray]], seconds: dict[st
 
 def count_passages(folder: Path, groups: list[Group]) -> int:
     """(query, passage) pairs the default chunking mode scores for these groups (512-token windows)."""
-    from rankwise.tokenization import PairEncoder, load_fast_tokenizer
+    from rankwise.rerankers.cross_encoder.pairs import PairEncoder, load_fast_tokenizer
 
     encoder = PairEncoder(load_fast_tokenizer(folder), max_length=512)
     return sum(len(encoder.encode(query, docs).input_ids) for _, query, docs in groups)

@@ -57,7 +57,7 @@ def member_scores(name: str, split: str, member: str, reranker_factory) -> dict[
     run = first_stage_run(data, 100, cache_dir=CACHE)
     reranker = reranker_factory()
     if hasattr(reranker, "embed_documents"):
-        from rankwise._validation import document_text
+        from rankwise.documents import document_text
 
         texts = [document_text(data.corpus[d], reranker.fields) for r in run.values() for d, _ in r]
         EmbeddingStore(CACHE).prepare(reranker, texts, name)
@@ -75,7 +75,7 @@ def seed_long_window_store(name: str, split: str, max_queries: int | None, depth
     """Fill the 512-token store cheaply: a document of <= 256 tokens embeds identically with a 256 or 512
     window (nothing is cut either way), so its 256-token vector is copied; only longer ones are embedded."""
     import rankwise
-    from rankwise._validation import document_text
+    from rankwise.documents import document_text
     from rankwise.evaluation.embeddings import _key
 
     data = load_dataset(DATA / name, split)
@@ -171,7 +171,7 @@ def variant_check(variant: str, max_queries: int, depth: int, out: Path) -> dict
     1..3).
     A cheaper design than the full grid (embedding 512-token windows costs ~2x and every abstract is long)."""
     import rankwise
-    from rankwise._validation import document_text
+    from rankwise.documents import document_text
 
     results: dict = {"variant": variant, "max_queries": max_queries, "depth": depth, "sets": {}}
     for name, split in SELECT:

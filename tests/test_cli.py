@@ -2,35 +2,13 @@ import json
 import subprocess
 import sys
 
-import pytest
-
 from rankwise.cli import main
-from rankwise.cli._io import parse_documents
 
 from .conftest import SEED_DOCS, SEED_QUERY
 
 
 def run_cli(*args, stdin=None):
     return subprocess.run([sys.executable, "-m", "rankwise.cli", *args], input=stdin, capture_output=True, text=True)
-
-
-@pytest.mark.parametrize(
-    ("text", "expected"),
-    [
-        ('["a", {"text": "b"}]', ["a", {"text": "b"}]),
-        ('{"text": "a", "id": 1}\n\n"b"\n', [{"text": "a", "id": 1}, "b"]),
-        ("first line\nsecond line\n\n", ["first line", "second line"]),
-    ],
-)
-def test_document_formats_are_detected(text, expected):
-    assert parse_documents(text) == expected
-
-
-def test_bad_jsonl_line_is_located():
-    from rankwise import InvalidInputError
-
-    with pytest.raises(InvalidInputError, match=r"docs.jsonl:2: not a JSON line"):
-        parse_documents('{"text": "a"}\n{"text": \n', "jsonl", "docs.jsonl")
 
 
 def test_rerank_end_to_end_with_the_default_model(tmp_path):

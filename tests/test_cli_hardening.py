@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-import rankwise.cli as cli
+from rankwise import cli
 from rankwise.cli import main
 from tests.conftest import SEED_DOCS, SEED_QUERY
 

@@ -12,7 +12,7 @@ import pytest
 from rankwise.cli import main
 from rankwise.progress import ProgressReporter, StagedProgress, format_duration, log_interval
 from tests.conftest import SEED_DOCS, SEED_QUERY
-from tests.conftest_evaluation import make_beir
+from tests.support.evaluation import make_beir
 
 
 class FakeClock:

@@ -11,7 +11,7 @@ import pytest
 from rankwise.cli import main
 from rankwise.evaluation import evaluate, first_stage_run, format_table, load_dataset
 from rankwise.evaluation.embeddings import EmbeddingStore, bi_encoders
-from tests.conftest_evaluation import make_beir
+from tests.support.evaluation import make_beir
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from rankwise.evaluation import DataFormatError, load_dataset, read_qrels, read_run, write_run
-from tests.conftest_evaluation import make_beir
+from tests.support.evaluation import make_beir
 
 
 def test_collection_loads_judged_queries_and_counts_what_it_skips(tmp_path: Path) -> None:

@@ -24,10 +24,9 @@ import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
 
-from tests.fuzzing import fuzz_settings
-
 import rankwise
 from rankwise.cli import main
+from tests.support.fuzzing import fuzz_settings
 
 FUZZ = fuzz_settings(40)
 DOCUMENT_KEYS = {"text", "id", "title", "metadata"}

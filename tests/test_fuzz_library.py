@@ -20,10 +20,9 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import event, given  # noqa: E402
 from hypothesis import strategies as st  # noqa: E402
 
-from tests.fuzzing import fuzz_settings  # noqa: E402
-
 import rankwise  # noqa: E402
 from rankwise import CrossEncoderReranker, Document, InvalidInputError  # noqa: E402
+from tests.support.fuzzing import fuzz_settings  # noqa: E402
 
 FUZZ = fuzz_settings(25)
 

@@ -4,7 +4,7 @@ Bodies are valid-ish requests (every field of the Cohere/Jina and TEI shapes, ea
 negative, nested junk, missing, or joined by unknown fields) and garbage (any JSON value, broken JSON, bytes that are
 not UTF-8); texts hold any code point, lone surrogates included (sent as JSON ``\\ud800`` escapes). Requests go
 through the in-process ASGI client to an app serving ``bm25``, ``default``, ``hybrid``, a tiny cross-encoder and a
-model without ``score_groups``, behind an API key that most requests carry (some carry a wrong or non-ASCII one).
+model scored whole, behind an API key that most requests carry (some carry a wrong or non-ASCII one).
 
 Invariants: never a 5xx; every 4xx is a JSON ``{message, error, error_type}``; a 200 re-rank answer holds every input
 document exactly once (without ``top_n``), ``index`` maps back to the input, scores are finite and best first (ties
@@ -23,14 +23,13 @@ import httpx
 import pytest
 from hypothesis import event, given
 from hypothesis import strategies as st
-
-from tests.fuzzing import fuzz_settings
 from starlette.testclient import TestClient
 
 from rankwise.server import ServerConfig, create_app
-from tests.server_support import WordOverlapReranker
+from tests.support.fuzzing import fuzz_settings
+from tests.support.server import WordOverlapReranker
 
-pytest_plugins = ("tests.conftest_server",)
+pytest_plugins = ("tests.support.server_fixtures",)
 
 FUZZ = fuzz_settings(60)
 KEY = "fuzz-key"
@@ -123,7 +122,7 @@ def fuzz_client(bm25_model, default_model, tiny_ce):  # noqa: ANN001, ANN201
         "bm25": bm25_model,
         "default": default_model,
         "ce": tiny_ce,
-        "overlap": WordOverlapReranker(),  # no score_groups: scored whole
+        "overlap": WordOverlapReranker(),  # no independent_scores: scored whole
         "hybrid": rankwise.load("hybrid"),  # reads each object's first_stage_score
     }
     config = ServerConfig(api_keys=(KEY,), max_documents=5, max_tokens_per_doc=64, max_query_bytes=200)

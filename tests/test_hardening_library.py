@@ -16,11 +16,11 @@ import pytest
 import rankwise
 from rankwise import CrossEncoderReranker, Document, InvalidInputError
 from rankwise._cache import ENTRY_OVERHEAD, BoundedLRU, text_digest
-from rankwise._validation import document_text, field_text, model_text
+from rankwise.documents import document_text, field_text, model_text
 from rankwise.registry import options_of
+from rankwise.rerankers.cross_encoder.pairs import PairEncoder, load_fast_tokenizer
 from rankwise.rerankers.fusion import fuse
 from rankwise.rerankers.metadata_score import MetadataScoreReranker
-from rankwise.tokenization import PairEncoder, load_fast_tokenizer
 
 NO_TOKEN_CANDIDATES = [["A", "B", "C", "D"], ["7", "8"], ["👍", "👎"], ["the of", "it is"], ["", " "]]
 
@@ -179,7 +179,7 @@ def _big_documents(call: int, size: int) -> list[str]:
 
 
 def _token_cache_stays_bounded(size: int, bound: int) -> None:
-    from rankwise.testing import bundled_minilm_path
+    from rankwise.bundled import bundled_minilm_path
 
     encoder = PairEncoder(load_fast_tokenizer(bundled_minilm_path()), max_length=128, cache_bytes=bound)
     for call in range(10):

@@ -10,7 +10,7 @@ import copy
 import pytest
 
 import rankwise
-from tests.conftest_retrieval import bm25_index
+from tests.support.retrieval import bm25_index
 
 QUERY = "lstm long-term memory"
 TEXTS = [

@@ -12,7 +12,7 @@ import pytest
 from rankwise.errors import InvalidInputError, RankwiseError
 from rankwise.llm import ChatResult, DiskCache, LLMError, LLMResponseError, OpenAIChatClient, make_client
 from rankwise.llm.openai import normalize_base_url
-from tests.conftest_llm import ScriptedServer, completion, free_port, send_json
+from tests.support.llm import ScriptedServer, completion, free_port, send_json
 
 MSG = [{"role": "user", "content": "Is the sky blue? yes or no"}]
 

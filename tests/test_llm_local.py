@@ -12,7 +12,7 @@ import rankwise
 from rankwise.llm import DiskCache, LlamaCppChatClient, LLMError
 from rankwise.rerankers.llm_listwise import ListwiseLLMReranker, window_starts
 from rankwise.rerankers.llm_pointwise import PointwiseLLMReranker
-from tests.conftest_llm import PASSAGES, require_smollm2, smollm2_client  # noqa: F401 - fixture
+from tests.support.llm import PASSAGES, require_smollm2, smollm2_client  # noqa: F401 - fixture
 
 # llama-cpp-python compiles llama.cpp on install, so it is not in [test]: these run in the slow tier (.ci/run installs
 # .[llm-local] first) and skip without it.

@@ -10,7 +10,7 @@ import pytest
 from rankwise.llm import OpenAIChatClient
 from rankwise.rerankers.llm_listwise import ListwiseLLMReranker
 from rankwise.rerankers.llm_pointwise import PointwiseLLMReranker
-from tests.conftest_llm import PASSAGES, smollm2_client, smollm2_server_url  # noqa: F401 - fixtures
+from tests.support.llm import PASSAGES, smollm2_client, smollm2_server_url  # noqa: F401 - fixtures
 
 pytestmark = pytest.mark.slow  # needs llama-cpp-python (compiled; .[llm-local]): the slow tier runs these
 

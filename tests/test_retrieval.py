@@ -26,60 +26,7 @@ from rankwise.retrieval import (
 )
 from rankwise.retrieval.bm25 import top_k_of
 from rankwise.types import Document
-from tests.conftest_retrieval import bm25_index, collection, doc_ranking, mean_recall, queries, relevant
-
-
-# -- corpus readers -------------------------------------------------------------------------------------------------
-def test_read_beir_jsonl_keeps_ids_titles_and_extra_keys():
-    docs = read_corpus(collection("adi") / "corpus.jsonl")
-    assert len(docs) == 82
-    assert docs[0].id == "1" and docs[0].title.startswith("the ibm dsd technical information center")
-    assert len({d.id for d in docs}) == 82
-
-
-def test_read_jsonl_json_and_strings(tmp_path):
-    rows = [{"id": 7, "title": "T", "text": "alpha", "url": "u", "metadata": {"year": 1}}, "plain text line"]
-    (tmp_path / "d.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n\n")
-    docs = read_corpus(tmp_path / "d.jsonl")
-    assert [(d.id, d.title, d.text) for d in docs] == [("7", "T", "alpha"), ("1", None, "plain text line")]
-    assert dict(docs[0].metadata) == {"year": 1, "url": "u"}
-    (tmp_path / "d.json").write_text(json.dumps({"documents": rows}))
-    assert [d.text for d in read_corpus(tmp_path / "d.json")] == ["alpha", "plain text line"]
-    (tmp_path / "list.json").write_text(json.dumps(["a", "b"]))
-    assert [d.id for d in read_corpus(tmp_path / "list.json")] == ["0", "1"]
-
-
-def test_read_folder_of_text_and_markdown(tmp_path):
-    (tmp_path / "sub").mkdir()
-    (tmp_path / "a.txt").write_text("plain words here")
-    (tmp_path / "sub" / "b.md").write_text("intro line\n# The Title #\nbody text")
-    (tmp_path / ".hidden.md").write_text("# secret")
-    (tmp_path / "skip.pdf").write_bytes(b"%PDF")
-    docs = read_corpus(tmp_path)
-    assert [(d.id, d.title, dict(d.metadata)) for d in docs] == [
-        ("a.txt", None, {"path": "a.txt"}), ("sub/b.md", "The Title", {"path": "sub/b.md"})
-    ]
-    assert read_corpus(tmp_path / "a.txt")[0].text == "plain words here"
-
-
-def test_corpus_errors_name_the_path_and_line(tmp_path):
-    with pytest.raises(CorpusError, match="does not exist"):
-        read_corpus(tmp_path / "missing")
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(EmptyCorpusError, match="no documents found"):
-        read_corpus(tmp_path / "empty")
-    (tmp_path / "bad.jsonl").write_text('{"text": "ok"}\n{not json}\n')
-    with pytest.raises(CorpusError, match=r"bad.jsonl:2: invalid JSON"):
-        read_corpus(tmp_path / "bad.jsonl")
-    (tmp_path / "dup.jsonl").write_text('{"_id": "x", "text": "a"}\n{"_id": "x", "text": "b"}\n')
-    with pytest.raises(CorpusError, match="'x' appears twice"):
-        read_corpus(tmp_path / "dup.jsonl")
-    (tmp_path / "x.csv").write_text("a,b")
-    with pytest.raises(CorpusError, match="unknown suffix"):
-        read_corpus(tmp_path / "x.csv")
-    (tmp_path / "obj.json").write_text('{"a": 1}')
-    with pytest.raises(CorpusError, match="'documents' list"):
-        read_corpus(tmp_path / "obj.json")
+from tests.support.retrieval import bm25_index, collection, doc_ranking, mean_recall, queries, relevant
 
 
 # -- passages ---------------------------------------------------------------------------------------------------------

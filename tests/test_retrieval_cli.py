@@ -8,8 +8,8 @@ import json
 import pytest
 
 from rankwise.cli import main
-from tests.conftest_llm import ScriptedServer, completion, free_port, send_json
-from tests.conftest_retrieval import collection
+from tests.support.llm import ScriptedServer, completion, free_port, send_json
+from tests.support.retrieval import collection
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,7 @@ import pytest
 
 from rankwise.retrieval import DenseIndex, HybridRetriever, Index, IndexCompatibilityError, read_corpus
 from rankwise.retrieval.dense import BUNDLED_MODEL
-from tests.conftest_retrieval import collection, hybrid_index, mean_recall, queries
+from tests.support.retrieval import collection, hybrid_index, mean_recall, queries
 
 
 @pytest.fixture(scope="module")
@@ -125,7 +125,8 @@ def test_embedder_protocol_is_checked():
 def test_import_rankwise_retrieval_does_not_import_torch():
     import subprocess
 
-    code = "import rankwise.retrieval, rankwise.pipeline, sys; print('torch' in sys.modules, 'faiss' in sys.modules)"
+    code = ("import rankwise.retrieval, rankwise.rag, rankwise.rag.pipeline, sys; "
+            "print('torch' in sys.modules, 'faiss' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.split() == ["False", "False"]
 

@@ -24,7 +24,7 @@ from rankwise.selection import (
     select,
     token_f1,
 )
-from tests.conftest_llm import smollm2_client  # noqa: F401 - fixture
+from tests.support.llm import smollm2_client  # noqa: F401 - fixture
 
 PROMPT = "What is the boiling point of water at sea level in degrees Celsius?"
 CANDIDATES = [

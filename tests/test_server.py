@@ -9,9 +9,9 @@ import httpx
 import numpy as np
 import pytest
 
-from tests.server_support import DOCS, QUERIES, WordOverlapReranker, live_server
+from tests.support.server import DOCS, QUERIES, WordOverlapReranker, live_server
 
-pytest_plugins = ("tests.conftest_server",)  # its fixtures: tiny_ce, sharp_cross_encoder...
+pytest_plugins = ("tests.support.server_fixtures",)  # its fixtures: tiny_ce, sharp_cross_encoder...
 
 cohere = pytest.importorskip("cohere")
 
@@ -118,7 +118,7 @@ def test_default_model_when_none_named(server, tiny_ce):  # noqa: ANN001
     assert_matches(r.json()["results"], tiny_ce.score(QUERIES[0], DOCS))
 
 
-def test_second_model_without_score_groups(server):  # noqa: ANN001
+def test_second_model_scored_whole(server):  # noqa: ANN001
     r = httpx.post(
         server.url + "/v2/rerank", json={"model": "overlap", "query": "image edges", "documents": DOCS}
     )

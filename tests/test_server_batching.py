@@ -15,11 +15,12 @@ import httpx
 import numpy as np
 import pytest
 
-from rankwise.server.batcher import OverloadedError, Scheduler
+from rankwise.server._jobs import OverloadedError
+from rankwise.server.batcher import Scheduler
 from rankwise.server.metrics import ServerMetrics
-from tests.server_support import DOCS, QUERIES, GatedCrossEncoder, WordOverlapReranker, live_server
+from tests.support.server import DOCS, QUERIES, GatedCrossEncoder, WordOverlapReranker, live_server
 
-pytest_plugins = ("tests.conftest_server",)  # its fixtures: tiny_ce, sharp_cross_encoder...
+pytest_plugins = ("tests.support.server_fixtures",)  # its fixtures: tiny_ce, sharp_cross_encoder...
 
 
 def request_set(n: int) -> list[tuple[str, list[str]]]:
@@ -277,7 +278,7 @@ def test_scheduler_serves_the_oldest_first_in_capped_turns(gated):  # noqa: ANN0
     assert sorted(finished[:4]) == [0, 1, 2, 3] and sorted(finished[4:]) == [4, 5, 6, 7]
 
 
-def test_scheduler_whole_requests_for_models_without_score_groups():
+def test_scheduler_whole_requests_for_models_scored_whole():
     model = WordOverlapReranker()
     jobs = [("image edges", DOCS), ("lstm gates", DOCS[:2]), ("explode", ["a"])]
     got = run_scheduler(model, jobs, chunk_pairs=1)
@@ -315,3 +316,28 @@ def test_score_groups_equals_score_per_group(tiny_ce):  # noqa: ANN001
     for (q, d), got in zip(groups, out):
         np.testing.assert_allclose(got, tiny_ce.score(q, d) if d else [], rtol=1e-4, atol=1e-5)
     assert tiny_ce.score_groups([]) == []
+
+
+def test_models_that_declare_independent_scores_are_split_and_get_their_metadata():
+    from rankwise.rerankers.metadata_score import MetadataScoreReranker
+
+    model = MetadataScoreReranker()
+    assert model.independent_scores and not WordOverlapReranker.independent_scores
+
+    async def go():  # noqa: ANN202
+        # the step waits until both requests' 4 documents are queued (no timing): they share one model call
+        scheduler = Scheduler(model, "m", ServerMetrics(), max_batch_pairs=4, chunk_pairs=1, max_wait_ms=60_000)
+        scheduler.start()
+        try:
+            good = scheduler.score("q", ["a", "b"], metadata=[{"first_stage_score": 1.0}, {"first_stage_score": 3.0}])
+            bad = scheduler.score("q", ["c", "d"], metadata=[{"first_stage_score": 2.0}, {}])
+            return scheduler.splittable, await asyncio.gather(good, bad, return_exceptions=True)
+        finally:
+            scheduler.stop(timeout=10)
+
+    from rankwise.errors import InvalidInputError
+
+    splittable, (good, bad) = asyncio.run(go())
+    assert splittable
+    np.testing.assert_array_equal(good, [1.0, 3.0])  # its neighbour's bad input did not fail it
+    assert isinstance(bad, InvalidInputError) and "first_stage_score" in str(bad)

@@ -15,9 +15,9 @@ import pytest
 
 from rankwise.errors import InvalidInputError
 from rankwise.server.config import ServerConfig, build_config, parse_model_spec, read_env
-from tests.server_support import DOCS, free_port
+from tests.support.server import DOCS, free_port
 
-pytest_plugins = ("tests.conftest_server",)  # its fixture sharp_cross_encoder
+pytest_plugins = ("tests.support.server_fixtures",)  # its fixture sharp_cross_encoder
 
 
 @pytest.mark.parametrize(
@@ -197,7 +197,7 @@ def test_toml_on_python_310_needs_tomli(tmp_path, monkeypatch) -> None:  # noqa:
     toml.write_text("port = 9009\n")
     assert read_config_file(toml) == {"port": 9009}  # this interpreter's own reader
     try:
-        import tomli  # noqa: F401
+        import tomli
     except ModuleNotFoundError:
         tomli = None
     monkeypatch.setattr(sys, "version_info", (3, 10, 14, "final", 0))

@@ -23,7 +23,7 @@ from rankwise.errors import InvalidInputError
 from rankwise.rerankers.fusion import FusionReranker
 from rankwise.rerankers.lexical import BM25Reranker
 from rankwise.server import ServerConfig, build_config, create_app
-from tests.server_support import (
+from tests.support.server import (
     DOCS,
     QUERIES,
     GatedBatchCrossEncoder,
@@ -33,7 +33,7 @@ from tests.server_support import (
     live_server,
 )
 
-pytest_plugins = ("tests.conftest_server",)
+pytest_plugins = ("tests.support.server_fixtures",)
 
 
 @contextmanager
@@ -374,8 +374,8 @@ def test_bm25_requests_log_nothing_at_info(models, caplog) -> None:  # noqa: ANN
 
 
 def test_serve_without_a_model_serves_the_offline_default(monkeypatch, capsys) -> None:  # noqa: ANN001
-    import rankwise.server.runner as runner
     from rankwise.cli import main
+    from rankwise.server import runner
 
     monkeypatch.delenv("RANKWISE_MODELS", raising=False)
     monkeypatch.delenv("RANKWISE_CONFIG", raising=False)

@@ -3,7 +3,7 @@ import pickle
 import pytest
 
 from rankwise import Document, InvalidInputError, RankedResults
-from rankwise._validation import document_text, to_documents
+from rankwise.documents import document_text, to_documents
 
 
 def test_ranking_sorts_by_score_and_breaks_ties_by_input_order():
@@ -70,3 +70,15 @@ def test_bad_documents_are_named(bad, message):
 def test_document_rejects_non_string_text():
     with pytest.raises(InvalidInputError, match="Document.text must be a str, got int"):
         Document(42)
+
+
+def test_rank_order_is_the_one_ordering_rule():
+    import numpy as np
+
+    from rankwise.types import rank_order
+
+    scores = [0.5, 2.0, 0.5, 2.0, -1.0]
+    assert rank_order(scores) == [1, 3, 0, 2, 4]  # best first, ties by input order
+    assert rank_order(np.asarray(scores)) == rank_order(scores)  # the server's score arrays order the same
+    ranked = RankedResults.from_scores("q", [Document(str(s)) for s in scores], scores)
+    assert [r.index for r in ranked] == rank_order(scores)

@@ -34,13 +34,13 @@ _LAZY: dict[str, str] = by_name(
         ),
         "rankwise.rerankers.base": ("Reranker",),
         "rankwise.registry": ("load", "presets", "backends"),
-        "rankwise.rerankers.cross_encoder": ("CrossEncoderReranker",),
-        "rankwise.rerankers.onnx": ("OnnxReranker",),
+        "rankwise.rerankers.cross_encoder.torch": ("CrossEncoderReranker",),
+        "rankwise.rerankers.cross_encoder.onnx": ("OnnxReranker",),
         "rankwise.rerankers.bi_encoder": ("BiEncoderReranker",),
         "rankwise.rerankers.lexical": ("BM25Reranker",),
         "rankwise.rerankers.fusion": ("FusionReranker",),
         "rankwise.selection": ("select", "best_of_n", "preference_pairs"),
-        "rankwise.pipeline": ("Pipeline",),
+        "rankwise.rag.pipeline": ("Pipeline",),
     }
 )
 
@@ -53,13 +53,13 @@ __getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__)
 
 if TYPE_CHECKING:  # for type checkers and IDEs only
     from rankwise.errors import InvalidInputError, MissingDependencyError, RankwiseError, UnknownModelError
+    from rankwise.rag.pipeline import Pipeline
     from rankwise.registry import backends, load, presets
     from rankwise.rerankers.base import Reranker
     from rankwise.rerankers.bi_encoder import BiEncoderReranker
-    from rankwise.rerankers.cross_encoder import CrossEncoderReranker
+    from rankwise.rerankers.cross_encoder.onnx import OnnxReranker
+    from rankwise.rerankers.cross_encoder.torch import CrossEncoderReranker
     from rankwise.rerankers.fusion import FusionReranker
     from rankwise.rerankers.lexical import BM25Reranker
-    from rankwise.rerankers.onnx import OnnxReranker
-    from rankwise.pipeline import Pipeline
     from rankwise.selection import best_of_n, preference_pairs, select
     from rankwise.types import Document, RankedResult, RankedResults

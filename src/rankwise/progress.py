@@ -44,7 +44,7 @@ TTY_DELAY_S = 0.5
 
 def format_duration(seconds: float) -> str:
     """``"42s"``, ``"3m05s"``, ``"1h02m"``: short, fixed-width-ish durations for log lines."""
-    seconds = max(0, int(round(seconds)))
+    seconds = max(0, round(seconds))
     if seconds < 60:
         return f"{seconds}s"
     minutes, secs = divmod(seconds, 60)

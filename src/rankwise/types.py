@@ -6,10 +6,11 @@ boundaries in Ray or multiprocessing unchanged), and never forward attribute acc
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from rankwise._validation import check_top_k, preview
 from rankwise.errors import InvalidInputError
 
 
@@ -33,12 +34,12 @@ class Document:
     def __post_init__(self) -> None:
         if not isinstance(self.text, str):
             raise InvalidInputError(
-                f"Document.text must be a str, got {type(self.text).__name__} {_preview(self.text)}; "
+                f"Document.text must be a str, got {type(self.text).__name__} {preview(self.text)}; "
                 "convert it to a string (or put structured fields in metadata and pick them with `fields=`)."
             )
         if self.title is not None and not isinstance(self.title, str):
             raise InvalidInputError(
-                f"Document.title must be a str or None, got {type(self.title).__name__} {_preview(self.title)}."
+                f"Document.title must be a str or None, got {type(self.title).__name__} {preview(self.title)}."
             )
         if not isinstance(self.metadata, Mapping):
             raise InvalidInputError(
@@ -55,6 +56,17 @@ class Document:
         if self.metadata:
             out["metadata"] = self.metadata
         return out
+
+
+def rank_order(scores: Sequence[float]) -> list[int]:
+    """Positions of ``scores`` from best to worst; equal scores keep input order (lower index first). The one ordering
+    rule of rankwise: :meth:`RankedResults.from_scores` and the server's answers both use it.
+
+    Example:
+        >>> rank_order([0.1, 0.9, 0.9, 0.5])
+        [1, 2, 3, 0]
+    """
+    return sorted(range(len(scores)), key=lambda i: (-scores[i], i))
 
 
 @dataclass(frozen=True)
@@ -105,7 +117,7 @@ class RankedResults:
         """Sort ``documents`` by ``scores`` (descending, ties by input order) and keep the best ``top_k``."""
         if len(documents) != len(scores):
             raise InvalidInputError(f"got {len(documents)} documents but {len(scores)} scores; they must match.")
-        order = sorted(range(len(documents)), key=lambda i: (-scores[i], i))
+        order = rank_order(scores)
         if top_k is not None:
             order = order[:top_k]
         ranked = tuple(
@@ -125,8 +137,6 @@ class RankedResults:
 
     def top_k(self, k: int) -> RankedResults:
         """The ``k`` best results (all of them when fewer exist)."""
-        from rankwise._validation import check_top_k
-
         check_top_k(k)
         return RankedResults(query=self.query, results=self.results[:k], model=self.model)
 
@@ -141,8 +151,3 @@ class RankedResults:
     def to_dicts(self) -> list[dict[str, Any]]:
         """One plain dict per result, best first: rank, index, score and the document's fields."""
         return [r.to_dict() for r in self.results]
-
-
-def _preview(value: Any, limit: int = 60) -> str:
-    text = repr(value)
-    return text if len(text) <= limit else text[: limit - 3] + "..."

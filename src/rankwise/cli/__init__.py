@@ -1,6 +1,7 @@
 """The ``rankwise`` command line: one module per subcommand, imported only when that subcommand runs.
 
-Each module in this package defines ``HELP`` (one line), ``add_arguments(parser)`` and ``run(args) -> int``.
+Each module in this package defines ``add_arguments(parser)`` and ``run(args) -> int``; its one-line summary is in
+:data:`SUMMARIES`, so ``rankwise --help`` imports no subcommand.
 Errors are turned into one line and an exit status at one place, :func:`main` (policy: ``cli/_errors.py``).
 """
 
@@ -64,12 +65,12 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"rankwise {__version__}")
     parser.add_argument("--debug", action="store_true", help="print the Python traceback of an error")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
-    for name in COMMANDS:
+    for name, module in COMMANDS.items():
         p = sub.add_parser(name, help=SUMMARIES.get(name, ""), description=SUMMARIES.get(name, ""), epilog=EPILOG)
         # SUPPRESS: a --debug given before COMMAND is not reset by the subcommand's default
         p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=argparse.SUPPRESS)
         if name == command:
-            importlib.import_module(COMMANDS[name]).add_arguments(p)
+            importlib.import_module(module).add_arguments(p)
     return parser
 
 

@@ -1,8 +1,7 @@
-"""Reading and writing for the CLI: documents as JSONL, a JSON list, or plain text one per line; safe output.
+"""Reading and writing for the CLI: a file or standard input as text, and safe output.
 
-Input is UTF-8 (a leading byte-order mark is dropped); anything else is a one-line error naming the file. Lines are
-split at ``\\n`` only (``\\r\\n`` too): ``str.splitlines`` would also split at U+2028, form feeds and other separators
-that may sit inside a document or a JSON string, silently turning one document into two.
+Input is UTF-8 (a leading byte-order mark is dropped); anything else is a one-line error naming the file. Documents in
+that text are parsed by :func:`rankwise.documents.parse_documents` (the library's one reader).
 """
 
 from __future__ import annotations
@@ -12,19 +11,8 @@ import sys
 from pathlib import Path
 from typing import Any, TextIO
 
+from rankwise.documents import decode
 from rankwise.errors import InvalidInputError
-
-DOC_FORMATS = ("auto", "jsonl", "json", "lines")
-
-
-def decode(data: bytes, source: str) -> str:
-    """``data`` as UTF-8 text (BOM dropped), or :class:`InvalidInputError` naming ``source`` and the byte."""
-    try:
-        return data.decode("utf-8-sig")
-    except UnicodeDecodeError as exc:
-        raise InvalidInputError(
-            f"{source} is not UTF-8 text (byte 0x{data[exc.start]:02x} at offset {exc.start}); convert it to UTF-8."
-        ) from exc
 
 
 def read_text(source: str, flag: str = "--docs") -> str:
@@ -42,50 +30,6 @@ def read_text(source: str, flag: str = "--docs") -> str:
     except OSError as exc:
         raise InvalidInputError(f"{flag} {source!r}: cannot read it ({exc.strerror or exc}).") from exc
     return decode(data, f"{flag} {source!r}")
-
-
-def split_lines(text: str) -> list[str]:
-    """Lines of ``text`` split at ``\\n`` only, a trailing ``\\r`` dropped (CRLF files)."""
-    return [line[:-1] if line.endswith("\r") else line for line in text.split("\n")]
-
-
-def parse_documents(text: str, fmt: str = "auto", source: str = "<docs>") -> list[Any]:
-    """Documents from ``text``: ``auto`` picks JSON for a leading ``[``, JSONL when every line is a JSON value
-    starting with ``{`` or ``"``, and plain lines otherwise (blank lines skipped)."""
-    if fmt not in DOC_FORMATS:
-        raise InvalidInputError(f"--docs-format must be one of {', '.join(DOC_FORMATS)}; got {fmt!r}.")
-    stripped = text.strip()
-    lines = [ln for ln in split_lines(text) if ln.strip()]
-    if fmt == "auto":
-        if stripped.startswith("["):
-            fmt = "json"
-        elif lines and all(ln.lstrip()[:1] in ("{", '"') for ln in lines):
-            fmt = "jsonl"
-        else:
-            fmt = "lines"
-    if fmt == "lines":
-        return lines
-    if fmt == "json":
-        try:
-            docs = json.loads(stripped)
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"{source}: not valid JSON ({exc}); use --docs-format lines for plain text."
-            ) from exc
-        if not isinstance(docs, list):
-            raise InvalidInputError(f"{source}: a JSON document list must be an array, got {type(docs).__name__}.")
-        return docs
-    out = []
-    for number, line in enumerate(split_lines(text), start=1):
-        if not line.strip():
-            continue
-        try:
-            out.append(json.loads(line))
-        except json.JSONDecodeError as exc:
-            raise InvalidInputError(
-                f"{source}:{number}: not a JSON line ({exc}); use --docs-format lines for plain text."
-            ) from exc
-    return out
 
 
 # Characters JSON may carry raw inside strings but that line readers (Python's str.splitlines, JavaScript) take

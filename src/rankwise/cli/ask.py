@@ -17,8 +17,6 @@ from rankwise.cli._args import positive_int
 from rankwise.cli._io import json_line, write
 from rankwise.cli.search import add_retrieval_arguments, build_reranker, load_models  # noqa: F401 - re-exported
 
-HELP = "answer a question from an index with an LLM: streamed answer with [n] citations, sources, timings"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     add_retrieval_arguments(p)
@@ -42,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def make_generator(args: argparse.Namespace) -> Any:
-    from rankwise.generation import Generator
+    from rankwise.rag.generation import Generator
 
     options: dict[str, Any] = {"max_tokens": args.max_tokens, "temperature": args.temperature}
     remote = args.llm_base_url or args.llm_model or os.environ.get("OPENAI_BASE_URL")
@@ -82,7 +80,7 @@ def print_sources(result: Any, out: Any = None, load_seconds: float | None = Non
 
 
 def run(args: argparse.Namespace) -> int:
-    from rankwise.pipeline import Pipeline
+    from rankwise.rag.pipeline import Pipeline
 
     _index, retriever, reranker, load_seconds = load_models(args)
     generator = make_generator(args)

@@ -8,8 +8,6 @@ from pathlib import Path
 
 from rankwise.cli._args import positive_int
 
-HELP = "evaluate re-rankers on a judged BEIR-layout dataset (nDCG@10, MRR@10, Recall@100, MAP, significance)"
-
 SPEC_HELP = (
     "re-ranker to evaluate (repeatable): a preset ('bm25', 'default'), MODEL:BACKEND, a folder, "
     "a backend with options ('fusion:members=bm25,minilm-bi-encoder;method=rrf', 'default:weights=1,2'), "
@@ -19,6 +17,12 @@ SPEC_HELP = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
+    _add_evaluation_flags(p)
+    _add_output_flags(p)
+
+
+def _add_evaluation_flags(p: argparse.ArgumentParser) -> None:
+    """What is evaluated: datasets, re-rankers, split, candidates, metrics, queries."""
     p.add_argument(
         "--data",
         required=True,
@@ -54,6 +58,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--max-queries", type=positive_int, default=None, metavar="N", help="evaluate only the first N judged queries"
     )
+
+
+def _add_output_flags(p: argparse.ArgumentParser) -> None:
+    """Where the reports go, what is printed, the cache, and the significance test's settings."""
     p.add_argument(
         "--output",
         "-o",

@@ -9,8 +9,6 @@ from pathlib import Path
 
 from rankwise.cli._args import non_negative_int
 
-HELP = "build a BM25 + dense (FAISS) index of documents (JSONL, JSON, or a folder of .txt/.md)"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("docs", metavar="DOCS", help="a .jsonl / .json file, a .txt / .md file, or a folder of them")
@@ -39,9 +37,10 @@ def _size(folder: Path) -> int:
 
 def run(args: argparse.Namespace) -> int:
     from rankwise._hub import hub_errors
+    from rankwise.documents import read_corpus
     from rankwise.errors import InvalidInputError
     from rankwise.progress import StagedProgress
-    from rankwise.retrieval import DenseIndex, Index, PassageSplitter, read_corpus
+    from rankwise.retrieval import DenseIndex, Index, PassageSplitter
 
     if args.no_dense and args.no_bm25:
         raise InvalidInputError("--no-dense and --no-bm25 leave nothing to index; drop one of them.")

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-HELP = "list model presets, what each needs, and whether it works offline"
-
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--format", "-f", default="table", choices=("table", "json"))

@@ -5,9 +5,8 @@ from __future__ import annotations
 import argparse
 
 from rankwise.cli._args import load_model, parse_options, positive_int
-from rankwise.cli._io import DOC_FORMATS, json_line, parse_documents, printable, read_text, write
-
-HELP = "re-rank documents for a query (JSONL, JSON list, or one per line)"
+from rankwise.cli._io import json_line, printable, read_text, write
+from rankwise.documents import DOC_FORMATS, from_record, parse_documents
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -39,7 +38,8 @@ def format_table(results) -> str:  # noqa: ANN001 - RankedResults
 def run(args: argparse.Namespace) -> int:
     from rankwise.progress import ProgressReporter
 
-    docs = parse_documents(read_text(args.docs), args.docs_format, args.docs)
+    records = parse_documents(read_text(args.docs), args.docs_format, args.docs, option="--docs-format")
+    docs = [from_record(record, i) for i, record in enumerate(records)]  # BEIR's "_id" is the id, as everywhere
     options = parse_options(args.option)
     if args.fields:
         options["fields"] = [f.strip() for f in args.fields.split(",") if f.strip()]

@@ -9,8 +9,6 @@ from typing import Any
 from rankwise.cli._args import load_model, positive_int
 from rankwise.cli._io import json_line, printable, write
 
-HELP = "search an index built by `rankwise index`: ranked passages (BM25, dense or hybrid, optional re-ranking)"
-
 
 def add_retrieval_arguments(p: argparse.ArgumentParser) -> None:
     """Options shared by ``search`` and ``ask``."""
@@ -46,14 +44,12 @@ def build_reranker(name: str, index: Any) -> Any:
         if dense.model == BUNDLED_MODEL:
             if name == "minilm-bi-encoder":
                 return StoredVectorReranker(index)
-            from rankwise.registry import presets
-            from rankwise.rerankers.fusion import build_fusion
+            from rankwise.registry import load, presets
 
-            options = dict(presets()["default"].options)
-            members = list(options.pop("members", ()))
+            members = list(presets()["default"].options.get("members", ()))
             if "minilm-bi-encoder" in members:
                 stored = StoredVectorReranker(index)
-                return build_fusion([stored if m == "minilm-bi-encoder" else m for m in members], **options)
+                return load("default", members=[stored if m == "minilm-bi-encoder" else m for m in members])
     return load_model(name)
 
 
@@ -79,7 +75,7 @@ def _line(text: str, width: int) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from rankwise.pipeline import Pipeline
+    from rankwise.rag.pipeline import Pipeline
 
     _index, retriever, reranker, load_seconds = load_models(args)
     depth = max(args.candidates, args.top_k) if reranker is not None else args.top_k

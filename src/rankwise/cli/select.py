@@ -24,10 +24,9 @@ import sys
 from typing import Any
 
 from rankwise.cli._args import positive_int
-from rankwise.cli._io import json_line, read_text, split_lines
+from rankwise.cli._io import json_line, read_text
+from rankwise.documents import json_lines
 from rankwise.errors import InvalidInputError
-
-HELP = "rank LLM answers by correctness/safety/helpfulness/instruction following; best-of-n; preference pairs"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -93,14 +92,7 @@ def _records(path: str) -> list[Any]:
             return [whole]
     except ValueError:
         pass
-    records = []
-    for n, line in enumerate(split_lines(text), start=1):
-        if line.strip():
-            try:
-                records.append(json.loads(line))
-            except ValueError as exc:
-                raise InvalidInputError(f"{source}: line {n} is not JSON ({exc}): {line[:80]!r}") from exc
-    return records
+    return [record for _, record in json_lines(text, source, "give one JSON object per line, or a JSON list")]
 
 
 def _weights(spec: str | None) -> dict[str, float] | list[float] | None:

@@ -17,8 +17,6 @@ import json
 import logging
 import sys
 
-HELP = "serve re-ranking over HTTP (Cohere, Jina and TEI APIs)"
-
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -26,6 +24,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "model SPEC: [NAME=]SOURCE[:BACKEND][?key=value&...], e.g. 'minilm=./folder:onnx?normalize=true'.\n"
         "Precedence: flags > RANKWISE_* environment variables > config file > defaults. See docs/server.md."
     )
+    _add_model_flags(parser)
+    _add_access_flags(parser)
+    _add_limit_flags(parser)
+    _add_batching_flags(parser)
+    _add_timeout_flags(parser)
+    add = parser.add_argument
+    add("--docs", action=argparse.BooleanOptionalAction, default=None, help="serve /docs and /openapi.json")
+    add("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="default info")
+    add("--print-config", action="store_true", help="print the merged settings (keys hidden) and exit")
+
+
+def _add_model_flags(parser: argparse.ArgumentParser) -> None:
+    """What is served, and with which settings file."""
     add = parser.add_argument
     add(
         "--model",
@@ -37,6 +48,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     add("--default-model", metavar="NAME", help="model used when a request names none")
     add("--config", metavar="FILE", help="TOML or JSON settings file (default: $RANKWISE_CONFIG)")
+
+
+def _add_access_flags(parser: argparse.ArgumentParser) -> None:
+    """Where the server listens and who may call it."""
+    add = parser.add_argument
     add("--host", help="address to bind (default 127.0.0.1: this machine only)")
     add("--port", type=int, help="port (default 8000)")
     add(
@@ -54,10 +70,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="ORIGIN",
         help="allow browser calls from this origin (repeatable; '*' for any)",
     )
+
+
+def _add_limit_flags(parser: argparse.ArgumentParser) -> None:
+    """How large one request may be."""
+    add = parser.add_argument
     add("--max-documents", type=int, metavar="N", help="most documents per request (default 1000)")
     add("--max-tokens-per-doc", type=int, metavar="N", help="documents are cut to N tokens (default 4096)")
     add("--max-body-bytes", type=int, metavar="N", help="largest request body (default 10 MiB)")
     add("--max-query-bytes", type=int, metavar="N", help="longest query, in UTF-8 bytes (default 65536)")
+
+
+def _add_batching_flags(parser: argparse.ArgumentParser) -> None:
+    """How concurrent requests share model calls."""
+    add = parser.add_argument
     add(
         "--batching",
         action=argparse.BooleanOptionalAction,
@@ -78,6 +104,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="documents allowed to wait before 503 (default 200000)",
     )
+
+
+def _add_timeout_flags(parser: argparse.ArgumentParser) -> None:
+    """How long requests and shutdowns may take, and how many connections are held."""
+    add = parser.add_argument
     add(
         "--graceful-timeout",
         dest="graceful_timeout_s",
@@ -97,9 +128,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="concurrent connections before 503 (default unlimited)",
     )
-    add("--docs", action=argparse.BooleanOptionalAction, default=None, help="serve /docs and /openapi.json")
-    add("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="default info")
-    add("--print-config", action="store_true", help="print the merged settings (keys hidden) and exit")
 
 
 _FLAGS = (

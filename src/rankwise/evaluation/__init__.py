@@ -10,6 +10,7 @@ Example:
 
 from __future__ import annotations
 
+from rankwise.documents import read_corpus
 from rankwise.evaluation.api import candidate_documents, evaluate, evaluate_many, rerank_run
 from rankwise.evaluation.first_stage import BM25Settings, default_cache_dir, first_stage_run
 from rankwise.evaluation.loader import (
@@ -18,7 +19,6 @@ from rankwise.evaluation.loader import (
     Qrels,
     Run,
     load_dataset,
-    read_corpus,
     read_qrels,
     read_queries,
     read_run,
@@ -30,9 +30,9 @@ from rankwise.evaluation.significance import Comparison, compare, paired_t_test,
 from rankwise.evaluation.spec import RerankerSpec, build_reranker, parse_spec
 
 __all__ = [
+    "DEFAULT_METRICS",
     "BM25Settings",
     "Comparison",
-    "DEFAULT_METRICS",
     "DataFormatError",
     "Dataset",
     "EvaluationReport",

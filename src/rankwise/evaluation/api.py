@@ -13,24 +13,24 @@ from __future__ import annotations
 import os
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import asdict
+from dataclasses import asdict, dataclass
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Union
+from typing import Any
 
-from rankwise._validation import document_text
+from rankwise.documents import document_text
 from rankwise.errors import InvalidInputError
 from rankwise.evaluation.embeddings import EmbeddingStore, bi_encoders
 from rankwise.evaluation.first_stage import BM25Settings, default_cache_dir, first_stage_run
 from rankwise.evaluation.loader import Dataset, Run, load_dataset
 from rankwise.evaluation.metrics import DEFAULT_METRICS, evaluate_run, mean_scores, parse_metric
 from rankwise.evaluation.report import EvaluationReport, SystemResult
-from rankwise.evaluation.significance import compare
+from rankwise.evaluation.significance import Comparison, compare
 from rankwise.evaluation.spec import SpecLike, parse_spec
 from rankwise.rerankers.base import Reranker
-from rankwise.types import Document
+from rankwise.types import Document, rank_order
 
-Rerankers = Union[Sequence[SpecLike], Mapping[str, SpecLike]]
+Rerankers = Sequence[SpecLike] | Mapping[str, SpecLike]
 
 
 def candidate_documents(dataset: Dataset, ranked: Sequence[tuple[str, float]]) -> list[Document]:
@@ -122,24 +122,14 @@ def rerank_run(
         scores = reranker.score(dataset.queries[query_id], docs) if docs else []
         seconds += time.perf_counter() - start
         scored += len(docs)
-        order = sorted(range(len(docs)), key=lambda i: (-scores[i], i))
-        run[query_id] = [(ranked[i][0], float(scores[i])) for i in order]
+        run[query_id] = [(ranked[i][0], float(scores[i])) for i in rank_order(scores)]
         if progress is not None:
             progress(1)
     return run, seconds, scored
 
 
-def _system(
-    label: str,
-    model: str,
-    spec: Any,
-    run: Run,
-    dataset: Dataset,
-    metrics: Sequence[str],
-    threshold: int,
-    cost: dict[str, Any],
-) -> SystemResult:
-    per_query = evaluate_run(run, dataset.qrels, metrics, threshold)
+def _system(plan: _Plan, label: str, model: str, spec: Any, run: Run, cost: dict[str, Any]) -> SystemResult:
+    per_query = evaluate_run(run, plan.dataset.qrels, plan.metrics, plan.threshold)
     return SystemResult(
         label=label,
         model=model,
@@ -212,82 +202,121 @@ def evaluate(
     Returns:
         an :class:`~rankwise.evaluation.report.EvaluationReport`.
     """
+    _check_metrics(metrics)
+    built = _build(rerankers)  # every spec is built before any slow work
+    dataset = _subset(data if isinstance(data, Dataset) else load_dataset(data, split, candidates), max_queries)
+    plan = _Plan.of(dataset, depth, bm25, cache_dir, use_cache, metrics, relevance_threshold)
+    base, systems = _run_systems(plan, built, progress)
+    comparisons = _compare(base, systems, plan.metrics, trials, seed)
+    settings = _settings(plan, base, max_queries, trials, seed)
+    return EvaluationReport(dataset=dataset.describe(), settings=settings, base=base, systems=systems,
+                            comparisons=comparisons, environment=_environment())
+
+
+def _check_metrics(metrics: Sequence[str]) -> None:
     for m in metrics:
         parse_metric(m)
     if not metrics:
         raise InvalidInputError("metrics must name at least one metric, e.g. ['ndcg@10'].")
-    built = [
-        (
-            label,
-            spec if isinstance(spec, Reranker) else parse_spec(spec).build(),
-            None if isinstance(spec, Reranker) else parse_spec(spec).to_dict(),
-        )
-        for label, spec in _labelled(rerankers)
-    ]  # every spec is built before any slow work
-    dataset = _subset(
-        data if isinstance(data, Dataset) else load_dataset(data, split, candidates), max_queries
-    )
-    threshold = dataset.relevance_threshold if relevance_threshold is None else relevance_threshold
-    source = (
-        "given"
-        if relevance_threshold is not None
-        else f"default for a {dataset.kind}; change it with relevance_threshold / --relevance-threshold"
-    )
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
 
+
+def _build(rerankers: Rerankers) -> list[tuple[str, Reranker, dict[str, Any] | None]]:
+    """``(label, re-ranker, spec as a dict or None for a Reranker object)`` for each entry."""
+    built: list[tuple[str, Reranker, dict[str, Any] | None]] = []
+    for label, spec in _labelled(rerankers):
+        if isinstance(spec, Reranker):
+            built.append((label, spec, None))
+        else:
+            parsed = parse_spec(spec)
+            built.append((label, parsed.build(), parsed.to_dict()))
+    return built
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """What every stage of one evaluation reads: the dataset and the settings resolved from the arguments."""
+
+    dataset: Dataset
+    depth: int
+    bm25: BM25Settings
+    cache: Path
+    use_cache: bool
+    metrics: tuple[str, ...]
+    threshold: int
+    threshold_source: str
+
+    @classmethod
+    def of(
+        cls,
+        dataset: Dataset,
+        depth: int,
+        bm25: BM25Settings,
+        cache_dir: str | Path | None,
+        use_cache: bool,
+        metrics: Sequence[str],
+        relevance_threshold: int | None,
+    ) -> _Plan:
+        """The plan for ``evaluate``'s arguments: the default cache folder, the dataset's default threshold."""
+        if relevance_threshold is None:
+            threshold = dataset.relevance_threshold
+            source = f"default for a {dataset.kind}; change it with relevance_threshold / --relevance-threshold"
+        else:
+            threshold, source = relevance_threshold, "given"
+        cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+        return cls(dataset, depth, bm25, cache, use_cache, tuple(metrics), threshold, source)
+
+
+def _run_systems(
+    plan: _Plan, built: list[tuple[str, Reranker, dict[str, Any] | None]], progress: bool | StageProgress
+) -> tuple[SystemResult, list[SystemResult]]:
+    """The first stage, then every re-ranker over its candidates: ``(base, systems)``."""
     report, close_progress = _stage_progress(progress)
     try:
-        base_run, base = _first_stage(dataset, depth, bm25, cache, use_cache, metrics, threshold, report)
-        store = EmbeddingStore(cache) if use_cache else None
+        base_run, base = _first_stage(plan, report)
+        store = EmbeddingStore(plan.cache) if plan.use_cache else None
         systems = [
-            _evaluate_system(label, reranker, spec_info, dataset, base_run, store, metrics, threshold, report)
+            _evaluate_system(plan, label, reranker, spec_info, base_run, store, report)
             for label, reranker, spec_info in built
         ]
     finally:
         close_progress()
-    comparisons = {
-        s.label: {
-            m: compare(base.per_query[m], s.per_query[m], metric=m, trials=trials, seed=seed) for m in metrics
-        }
+    return base, systems
+
+
+def _compare(
+    base: SystemResult, systems: list[SystemResult], metrics: Sequence[str], trials: int, seed: int
+) -> dict[str, dict[str, Comparison]]:
+    """Each system against the base, per metric (paired randomization test)."""
+    return {
+        s.label: {m: compare(base.per_query[m], s.per_query[m], metric=m, trials=trials, seed=seed) for m in metrics}
         for s in systems
     }
-    settings = {
+
+
+def _settings(plan: _Plan, base: SystemResult, max_queries: int | None, trials: int, seed: int) -> dict[str, Any]:
+    """The report's ``settings``: what was run, so that a reader can run it again."""
+    dataset = plan.dataset
+    return {
         "split": dataset.split,
-        "depth": depth,
-        "metrics": list(metrics),
-        "relevance_threshold": threshold,
-        "relevance_threshold_source": source,
+        "depth": plan.depth,
+        "metrics": list(plan.metrics),
+        "relevance_threshold": plan.threshold,
+        "relevance_threshold_source": plan.threshold_source,
         "queries_evaluated": len(dataset.queries),
         "max_queries": max_queries,
-        "candidates": base.label if dataset.pool is not None else f"BM25 over the corpus ({asdict(bm25)})",
+        "candidates": base.label if dataset.pool is not None else f"BM25 over the corpus ({asdict(plan.bm25)})",
         "randomization_trials": trials,
         "seed": seed,
     }
-    return EvaluationReport(
-        dataset=dataset.describe(),
-        settings=settings,
-        base=base,
-        systems=systems,
-        comparisons=comparisons,
-        environment=_environment(),
-    )
 
 
-def _first_stage(
-    dataset: Dataset,
-    depth: int,
-    bm25: BM25Settings,
-    cache: Path,
-    use_cache: bool,
-    metrics: Sequence[str],
-    threshold: int,
-    progress: StageProgress | None,
-) -> tuple[Run, SystemResult]:
+def _first_stage(plan: _Plan, progress: StageProgress | None) -> tuple[Run, SystemResult]:
     """The first-stage run (BM25 or the given pool) and its scores."""
+    dataset = plan.dataset
     start = time.perf_counter()
     if progress is not None:
         progress("first stage", 0, 1)
-    base_run = first_stage_run(dataset, depth, bm25, cache, use_cache)
+    base_run = first_stage_run(dataset, plan.depth, plan.bm25, plan.cache, plan.use_cache)
     if progress is not None:
         progress("first stage", 1, 1)
     base_label = (
@@ -302,20 +331,19 @@ def _first_stage(
         "seconds": time.perf_counter() - start,
         "note": "first stage (a cached run costs ~0)",
     }
-    return base_run, _system(base_label, base_label, None, base_run, dataset, metrics, threshold, cost)
+    return base_run, _system(plan, base_label, base_label, None, base_run, cost)
 
 
 def _evaluate_system(
+    plan: _Plan,
     label: str,
     reranker: Reranker,
     spec_info: dict[str, Any] | None,
-    dataset: Dataset,
     base_run: Run,
     store: EmbeddingStore | None,
-    metrics: Sequence[str],
-    threshold: int,
     progress: StageProgress | None,
 ) -> SystemResult:
+    dataset = plan.dataset
     prep = _prepare_embeddings(label, reranker, dataset, base_run, store, progress)
     stage, queries, done = f"re-ranking {dataset.name} with {label}", len(base_run), 0
 
@@ -337,7 +365,7 @@ def _evaluate_system(
         "documents_per_second": scored / total if total > 0 else None,
         "seconds_per_query": total / n if n else None,
     }
-    return _system(label, reranker.name, spec_info, run, dataset, metrics, threshold, cost)
+    return _system(plan, label, reranker.name, spec_info, run, cost)
 
 
 def _environment() -> dict[str, Any]:

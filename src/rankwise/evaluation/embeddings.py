@@ -3,8 +3,9 @@
 A bi-encoder embeds each document once, whatever the query, and that is its whole cost. Evaluations re-rank
 the same collection again and again (several configurations, tuning, the final benchmark), so the harness
 stores each bi-encoder's document vectors under ``<cache>/embeddings/`` keyed by the model, its window and
-prefix, and the SHA-1 of each document text, and loads them into the re-ranker before scoring. Only documents
-that some query's candidate list holds are embedded.
+prefix, and the SHA-1 of each text it embeds (a whole document, or each passage of a document longer than the
+model's window), and loads them into the re-ranker before scoring. Only documents that some query's candidate list
+holds are embedded.
 
 Example:
     >>> store = EmbeddingStore("/tmp/rankwise-eval-cache")       # doctest: +SKIP
@@ -20,31 +21,43 @@ import json
 import os
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from rankwise.rerankers.base import Reranker
 
+if TYPE_CHECKING:
+    from rankwise.rerankers.bi_encoder import BiEncoderReranker
+
 CHUNK = 512  # documents embedded between two saves (an interrupted run keeps its work)
 
 
-def bi_encoders(reranker: Reranker) -> Iterator[Reranker]:
-    """Every bi-encoder in ``reranker``, looking inside composite re-rankers (their ``rerankers``
-    attribute)."""
+def bi_encoders(reranker: Reranker) -> Iterator[BiEncoderReranker]:
+    """Every bi-encoder in ``reranker``: itself, or the members of a composite (:meth:`~rankwise.Reranker.members`,
+    recursively), each once, in order.
+
+    The store is a bi-encoder's own cache (its model's settings, its ``preload`` and ``embed_documents``), so it
+    picks bi-encoders by their class: an ability on every :class:`Reranker` for one backend's vectors would put a
+    bi-encoder detail into the interface all backends share.
+    """
     from rankwise.rerankers.bi_encoder import BiEncoderReranker
 
-    stack, seen = [reranker], set()
-    while stack:
-        r = stack.pop()
+    seen: set[int] = set()
+
+    def walk(r: Reranker) -> Iterator[BiEncoderReranker]:
         if id(r) in seen:
-            continue
+            return
         seen.add(id(r))
         if isinstance(r, BiEncoderReranker):
             yield r
-        stack.extend(getattr(r, "rerankers", ()) or ())
+        for member in r.members():
+            yield from walk(member)
+
+    yield from walk(reranker)
 
 
-def _namespace(bi: Reranker) -> str:
+def _namespace(bi: BiEncoderReranker) -> str:
     key = {"model": bi.name, "max_length": bi.model.max_seq_length, "prefix": bi.document_prefix}
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return f"{bi.name.replace('/', '__')}-{digest}"
@@ -60,7 +73,7 @@ class EmbeddingStore:
     def __init__(self, root: str | Path) -> None:
         self.root = Path(root) / "embeddings"
 
-    def _path(self, bi: Reranker, dataset: str) -> Path:
+    def _path(self, bi: BiEncoderReranker, dataset: str) -> Path:
         return self.root / _namespace(bi) / f"{dataset}.npz"
 
     def _read(self, path: Path) -> dict[str, np.ndarray]:
@@ -83,16 +96,18 @@ class EmbeddingStore:
 
     def prepare(
         self,
-        bi: Reranker,
+        bi: BiEncoderReranker,
         texts: Iterable[str],
         dataset: str,
         progress: Callable[[int, int], None] | None = None,
     ) -> dict[str, int]:
-        """Make ``bi`` hold the embedding of every text: from disk when stored, else computed and stored.
+        """Make ``bi`` hold the embedding of every text -- of each passage it scores the text by (a text longer
+        than its window is scored by its best passage, :meth:`BiEncoderReranker.passages`) -- from disk when
+        stored, else computed and stored.
 
-        Returns ``{"computed": n, "from_disk": m}``.
+        Returns ``{"computed": n, "from_disk": m}`` (counts of passages).
         """
-        wanted = list(dict.fromkeys(texts))
+        wanted = list(dict.fromkeys(p for ps in bi.passages(list(dict.fromkeys(texts))) for p in ps))
         path = self._path(bi, dataset)
         stored = self._read(path)
         have = [t for t in wanted if _key(t) in stored]

@@ -21,7 +21,7 @@ import os
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from rankwise._validation import document_text
+from rankwise.documents import document_text
 from rankwise.errors import InvalidInputError, require
 from rankwise.evaluation.loader import Dataset, Run, read_run, write_run
 

@@ -18,11 +18,11 @@ Example:
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from rankwise.documents import CorpusError, EmptyCorpusError, decode, json_lines, read_corpus
 from rankwise.errors import RankwiseError
 from rankwise.types import Document
 
@@ -99,17 +99,14 @@ class Dataset:
 
 
 def _jsonl(path: Path) -> Iterator[tuple[int, dict]]:
-    with path.open(encoding="utf-8") as fh:
-        for number, line in enumerate(fh, start=1):
-            if not line.strip():
-                continue
-            try:
-                obj = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise DataFormatError(f"{path}:{number}: not a JSON line ({exc.msg}).") from exc
+    """The objects of a JSONL file with their line numbers (read by the library's one JSONL reader)."""
+    try:
+        for number, obj in json_lines(decode(path.read_bytes(), str(path)), str(path)):
             if not isinstance(obj, dict):
                 raise DataFormatError(f"{path}:{number}: expected a JSON object, got {type(obj).__name__}.")
             yield number, obj
+    except CorpusError as exc:
+        raise DataFormatError(str(exc)) from exc
 
 
 def _require_id(obj: dict, path: Path, number: int) -> str:
@@ -117,25 +114,6 @@ def _require_id(obj: dict, path: Path, number: int) -> str:
     if raw is None or (isinstance(raw, str) and not raw.strip()):
         raise DataFormatError(f'{path}:{number}: missing "_id".')
     return str(raw)
-
-
-def read_corpus(path: str | Path) -> dict[str, Document]:
-    """``corpus.jsonl`` as ``{id: Document}``; other keys of a line go to the document's ``metadata``."""
-    path = Path(path)
-    _must_exist(path, "corpus")
-    corpus: dict[str, Document] = {}
-    for number, obj in _jsonl(path):
-        doc_id = _require_id(obj, path, number)
-        if doc_id in corpus:
-            raise DataFormatError(f"{path}:{number}: duplicate document id {doc_id!r}.")
-        text, title = obj.get("text", ""), obj.get("title") or None
-        if not isinstance(text, str) or (title is not None and not isinstance(title, str)):
-            raise DataFormatError(f'{path}:{number}: "text" and "title" must be strings.')
-        meta = obj.get("metadata")
-        corpus[doc_id] = Document(
-            text=text, id=doc_id, title=title, metadata=meta if isinstance(meta, dict) else {}
-        )
-    return corpus
 
 
 def read_queries(path: str | Path) -> dict[str, str]:
@@ -243,6 +221,16 @@ def write_run(run: Mapping[str, list[tuple[str, float]]], path: str | Path, tag:
     return path
 
 
+def _read_corpus(path: Path) -> dict[str, Document]:
+    """``corpus.jsonl`` by id, read like every corpus (:func:`rankwise.documents.read_corpus`): every key of a line
+    other than ``_id``, ``title`` and ``text`` is kept in ``metadata``; an empty title is None."""
+    _must_exist(path, "corpus")
+    try:
+        return {str(doc.id): doc for doc in read_corpus(path, require_ids=True)}
+    except (CorpusError, EmptyCorpusError) as exc:
+        raise DataFormatError(str(exc)) from exc
+
+
 def _must_exist(path: Path, what: str) -> None:
     if not path.is_file():
         raise DataFormatError(
@@ -277,23 +265,12 @@ def load_dataset(path: str | Path, split: str = "test", candidates: str | Path |
     folder = Path(path)
     if not folder.is_dir():
         raise DataFormatError(f"dataset folder {str(folder)!r} does not exist.")
-    qrels_path = folder / "qrels" / f"{split}.tsv"
-    if not qrels_path.is_file():
-        have = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
-        raise DataFormatError(
-            f"{folder}: no qrels for split {split!r}; available splits: {', '.join(have) or 'none'}."
-        )
-    corpus = read_corpus(folder / "corpus.jsonl")
+    qrels_path = _qrels_file(folder, split)
+    corpus = _read_corpus(folder / "corpus.jsonl")
     all_queries = read_queries(folder / "queries.jsonl")
     all_qrels = read_qrels(qrels_path)
-    if candidates is None:
-        pool_file = _find_pool(folder)
-    elif str(candidates) == "bm25":
-        pool_file = None
-    else:
-        pool_file = Path(candidates)
+    pool_file = _pool_file(folder, candidates)
     pool = read_run(pool_file) if pool_file is not None else None
-
     queries = {q: t for q, t in all_queries.items() if q in all_qrels}
     qrels = {q: j for q, j in all_qrels.items() if q in all_queries}
     counts = LoadCounts(
@@ -305,13 +282,7 @@ def load_dataset(path: str | Path, split: str = "test", candidates: str | Path |
         queries_without_candidates=0 if pool is None else sum(1 for q in queries if not pool.get(q)),
     )
     if pool is not None:
-        missing = {d for q in queries for d, _ in pool.get(q, []) if d not in corpus}
-        if missing:
-            raise DataFormatError(
-                f"{pool_file}: {len(missing)} candidate documents are not in corpus.jsonl "
-                f"(e.g. {sorted(missing)[0]!r})."
-            )
-        pool = {q: pool.get(q, []) for q in queries}
+        pool = _judged_pool(pool, pool_file, queries, corpus)
     return Dataset(
         name=folder.resolve().name,
         path=folder,
@@ -324,3 +295,34 @@ def load_dataset(path: str | Path, split: str = "test", candidates: str | Path |
         pool_file=pool_file,
         counts=counts,
     )
+
+
+def _qrels_file(folder: Path, split: str) -> Path:
+    """``qrels/<split>.tsv`` of ``folder``; an error naming the splits there when it is missing."""
+    qrels_path = folder / "qrels" / f"{split}.tsv"
+    if not qrels_path.is_file():
+        have = sorted(p.stem for p in (folder / "qrels").glob("*.tsv")) if (folder / "qrels").is_dir() else []
+        raise DataFormatError(
+            f"{folder}: no qrels for split {split!r}; available splits: {', '.join(have) or 'none'}."
+        )
+    return qrels_path
+
+
+def _pool_file(folder: Path, candidates: str | Path | None) -> Path | None:
+    """The run file of the candidate pool (see :func:`load_dataset`); None for a full collection."""
+    if candidates is None:
+        return _find_pool(folder)
+    return None if str(candidates) == "bm25" else Path(candidates)
+
+
+def _judged_pool(
+    pool: Run, pool_file: Path | None, queries: Mapping[str, str], corpus: Mapping[str, Document]
+) -> Run:
+    """The pool's candidates of the judged queries (an empty list for one the run lacks); every candidate must be a
+    document of the corpus."""
+    missing = {d for q in queries for d, _ in pool.get(q, []) if d not in corpus}
+    if missing:
+        raise DataFormatError(
+            f"{pool_file}: {len(missing)} candidate documents are not in corpus.jsonl (e.g. {min(missing)!r})."
+        )
+    return {q: pool.get(q, []) for q in queries}

@@ -115,11 +115,15 @@ def format_table(report: EvaluationReport) -> str:
     metrics = report.settings["metrics"]
     d, s = report.dataset, report.settings
     lines = [
-        f"dataset {d['name']} ({d['kind']}), split {s['split']}: "
-        f"{s['queries_evaluated']} judged queries evaluated, "
-        f"{d['documents']} documents; candidates: {s['candidates']} (depth {s['depth']})",
-        f"binary metrics count grade >= {s['relevance_threshold']} as relevant "
-        f"({s['relevance_threshold_source']})",
+        (
+            f"dataset {d['name']} ({d['kind']}), split {s['split']}: "
+            f"{s['queries_evaluated']} judged queries evaluated, "
+            f"{d['documents']} documents; candidates: {s['candidates']} (depth {s['depth']})"
+        ),
+        (
+            f"binary metrics count grade >= {s['relevance_threshold']} as relevant "
+            f"({s['relevance_threshold_source']})"
+        ),
         "skipped: "
         + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in d["skipped"].items() if k != "queries_in_file"),
         "",

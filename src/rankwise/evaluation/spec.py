@@ -38,12 +38,12 @@ import inspect
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from rankwise.errors import InvalidInputError
 from rankwise.rerankers.base import Reranker
 
-SpecLike = Union[str, Mapping[str, Any], Reranker]
+SpecLike = str | Mapping[str, Any] | Reranker
 _RESERVED = ("name", "backend", "label")
 
 
@@ -183,11 +183,6 @@ def build_reranker(spec: SpecLike) -> Reranker:
     if isinstance(spec, Reranker):
         return spec
     return parse_spec(spec).build()
-
-
-def spec_label(spec: SpecLike) -> str:
-    """The name a report shows for ``spec``."""
-    return spec.name if isinstance(spec, Reranker) else parse_spec(spec).label
 
 
 def _load(name: str | None, backend: str | None, options: dict[str, Any]) -> Reranker:

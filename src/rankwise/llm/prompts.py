@@ -34,7 +34,6 @@ from __future__ import annotations
 import os
 import re
 import string
-from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -255,7 +254,7 @@ def load_prompt(prompt: str | os.PathLike[str] | PromptTemplate, kind: str | Non
 
 def _kind_for(name: str) -> str:
     for kind in sorted(SPECS, key=len, reverse=True):
-        if name == kind or name.startswith(kind + "_") or name.startswith(kind + "-"):
+        if name == kind or name.startswith((kind + "_", kind + "-")):
             return kind
     raise InvalidInputError(
         f"cannot tell which kind of prompt {name!r} is; pass kind= (one of {', '.join(sorted(SPECS))})."
@@ -268,8 +267,3 @@ def _from_file(path: Path, kind: str, name: str) -> PromptTemplate:
     except OSError as exc:
         raise InvalidInputError(f"cannot read prompt file {str(path)!r}: {exc}.") from exc
     return PromptTemplate.from_string(text, kind, name=name, source=str(path))
-
-
-def render_values(values: Mapping[str, Any], template: PromptTemplate) -> dict[str, Any]:
-    """Only the values a template uses (so optional placeholders may be supplied unconditionally)."""
-    return {k: v for k, v in values.items() if k in template.placeholders}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 from rankwise.llm.base import ChatMessage, ChatResult
 
@@ -70,7 +70,3 @@ def verdict_from_result(result: ChatResult) -> tuple[float | None, str]:
     if p is not None:
         return p, "logprobs"
     return text_verdict(result.text), "text"
-
-
-def as_float(value: Any, default: float) -> float:
-    return default if value is None else float(value)

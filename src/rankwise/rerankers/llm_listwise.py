@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from rankwise._validation import DEFAULT_FIELDS
+from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient, ChatMessage
 from rankwise.llm.prompts import PromptTemplate
@@ -173,7 +173,7 @@ class ListwiseLLMReranker(LLMReranker[ListwiseReport]):
 
     # -- ranking
     # --------------------------------------------------------------------------------------------------
-    def _run(
+    def _score_with_report(
         self, query: str, documents: list[Document], progress: ProgressCallback | None
     ) -> tuple[list[float], ListwiseReport]:
         began = time.perf_counter()

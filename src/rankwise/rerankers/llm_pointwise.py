@@ -24,9 +24,9 @@ import os
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, fields
-from typing import Any
+from typing import Any, ClassVar
 
-from rankwise._validation import DEFAULT_FIELDS
+from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient, ChatMessage
 from rankwise.llm.prompts import PromptTemplate
@@ -87,6 +87,7 @@ class PointwiseLLMReranker(LLMReranker[PointwiseReport]):
     """
 
     report_type = PointwiseReport
+    independent_scores: ClassVar[bool] = True  # each candidate is judged alone
 
     def __init__(
         self,
@@ -119,7 +120,7 @@ class PointwiseLLMReranker(LLMReranker[PointwiseReport]):
         passage = self._passage(document, self.max_passage_tokens)
         return self._render({"query": query, "passage": passage, "title": document.title or ""})
 
-    def _run(
+    def _score_with_report(
         self, query: str, documents: list[Document], progress: ProgressCallback | None
     ) -> tuple[list[float], PointwiseReport]:
         began = time.perf_counter()

@@ -21,10 +21,12 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
+from rankwise._validation import preview
 from rankwise.errors import InvalidInputError
 from rankwise.rerankers.base import ProgressCallback, Reranker
-from rankwise.types import Document, _preview
+from rankwise.types import Document
 
 FIRST_STAGE_SCORE = "first_stage_score"
 
@@ -39,6 +41,8 @@ class MetadataScoreReranker(Reranker):
         missing: the score of a document without the field; None (default) = such a document is an error.
         name: the model name put on results (default ``"metadata:<field>"``).
     """
+
+    independent_scores: ClassVar[bool] = True  # each document's own number
 
     def __init__(
         self,
@@ -75,7 +79,7 @@ class MetadataScoreReranker(Reranker):
             value = math.nan
         if not math.isfinite(value):
             raise InvalidInputError(
-                f"document {position}: metadata[{self.field!r}] = {_preview(raw)} is not a number "
+                f"document {position}: metadata[{self.field!r}] = {preview(raw)} is not a number "
                 "(or not a finite one); put a finite number there, e.g. 12.3."
             )
         return value if self.descending else -value

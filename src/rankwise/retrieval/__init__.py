@@ -18,15 +18,10 @@ from typing import TYPE_CHECKING
 from rankwise._lazy import by_name, lazy_attributes
 
 if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below imports each name
+    from rankwise.documents import CorpusError, EmptyCorpusError, prepare_documents, read_corpus
     from rankwise.retrieval.bm25 import BM25Index
-    from rankwise.retrieval.corpus import prepare_documents, read_corpus
     from rankwise.retrieval.dense import DenseIndex, Embedder, load_embedder
-    from rankwise.retrieval.errors import (
-        CorpusError,
-        EmptyCorpusError,
-        IndexCompatibilityError,
-        IndexNotFoundError,
-    )
+    from rankwise.retrieval.errors import IndexCompatibilityError, IndexNotFoundError
     from rankwise.retrieval.hybrid import Hit, HybridRetriever, Retriever
     from rankwise.retrieval.index import Index
     from rankwise.retrieval.manifest import FORMAT_VERSION
@@ -35,19 +30,15 @@ if TYPE_CHECKING:  # for type checkers and IDEs; at run time __getattr__ below i
 
 _LAZY: dict[str, str] = by_name(
     {
-        "rankwise.retrieval.corpus": ("read_corpus", "prepare_documents"),
+        # documents are read by rankwise.documents, shared with the CLI and evaluation
+        "rankwise.documents": ("read_corpus", "prepare_documents", "CorpusError", "EmptyCorpusError"),
         "rankwise.retrieval.passages": ("Passage", "PassageSplitter", "merge_passages"),
         "rankwise.retrieval.bm25": ("BM25Index",),
         "rankwise.retrieval.dense": ("DenseIndex", "Embedder", "load_embedder"),
         "rankwise.retrieval.hybrid": ("Hit", "HybridRetriever", "Retriever"),
         "rankwise.retrieval.index": ("Index",),
         "rankwise.retrieval.stored": ("StoredVectorReranker",),
-        "rankwise.retrieval.errors": (
-            "IndexNotFoundError",
-            "IndexCompatibilityError",
-            "EmptyCorpusError",
-            "CorpusError",
-        ),
+        "rankwise.retrieval.errors": ("IndexNotFoundError", "IndexCompatibilityError"),
         "rankwise.retrieval.manifest": ("FORMAT_VERSION",),
     }
 )

@@ -23,7 +23,7 @@ from typing import Any
 
 import numpy as np
 
-from rankwise._validation import DEFAULT_FIELDS, document_text
+from rankwise.documents import DEFAULT_FIELDS, document_text
 from rankwise.errors import require
 from rankwise.retrieval.passages import Passage
 

@@ -17,7 +17,7 @@ from typing import Any, Protocol, runtime_checkable
 import numpy as np
 
 from rankwise._cache import MB, BoundedLRU
-from rankwise._validation import DEFAULT_FIELDS, document_text
+from rankwise.documents import DEFAULT_FIELDS, document_text
 from rankwise.errors import InvalidInputError, require
 from rankwise.retrieval.errors import IndexCompatibilityError
 from rankwise.retrieval.passages import Passage

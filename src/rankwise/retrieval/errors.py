@@ -1,8 +1,12 @@
-"""Errors the retrieval layer raises: each names the path or value at fault and how to fix it."""
+"""Errors the retrieval layer raises: each names the path or value at fault and how to fix it.
+
+Documents that cannot be read raise :class:`~rankwise.documents.CorpusError` or
+:class:`~rankwise.documents.EmptyCorpusError` (both also importable from :mod:`rankwise.retrieval`).
+"""
 
 from __future__ import annotations
 
-from rankwise.errors import InvalidInputError, RankwiseError
+from rankwise.errors import RankwiseError
 
 
 class IndexNotFoundError(RankwiseError, FileNotFoundError):
@@ -11,11 +15,3 @@ class IndexNotFoundError(RankwiseError, FileNotFoundError):
 
 class IndexCompatibilityError(RankwiseError):
     """The index was written by an incompatible rankwise or index format, or with another embedding model."""
-
-
-class EmptyCorpusError(InvalidInputError):
-    """No document with any text was found where documents were expected."""
-
-
-class CorpusError(InvalidInputError):
-    """A corpus file or folder that cannot be read as documents (missing, bad JSON, duplicate ids)."""

@@ -55,7 +55,7 @@ class Hit:
 
 @runtime_checkable
 class Retriever(Protocol):
-    """Anything that returns ranked passages for a query (what :class:`~rankwise.pipeline.Pipeline` needs)."""
+    """Anything that returns ranked passages for a query (what :class:`~rankwise.rag.pipeline.Pipeline` needs)."""
 
     def retrieve(self, query: str, top_k: int = 10) -> list[Hit]: ...
 

@@ -27,12 +27,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
-from rankwise._validation import DocumentLike
+from rankwise.documents import DocumentLike, EmptyCorpusError, prepare_documents
 from rankwise.errors import InvalidInputError
 from rankwise.retrieval.bm25 import BM25Index
-from rankwise.retrieval.corpus import prepare_documents
 from rankwise.retrieval.dense import DenseIndex, Embedder
-from rankwise.retrieval.errors import EmptyCorpusError, IndexCompatibilityError
+from rankwise.retrieval.errors import IndexCompatibilityError
 from rankwise.retrieval.hybrid import Hit, HybridRetriever, Mode
 from rankwise.retrieval.manifest import FORMAT, FORMAT_VERSION, check_model, read_manifest, write_manifest
 from rankwise.retrieval.passages import Passage, PassageSplitter
@@ -81,7 +80,7 @@ class Index:
         """Split ``docs`` into passages and index them.
 
         Args:
-            docs: strings, dicts or Documents (see :func:`~rankwise.retrieval.corpus.read_corpus` to read files).
+            docs: strings, dicts or Documents (see :func:`~rankwise.documents.read_corpus` to read files).
             embedder: the embedding model for the dense index (default: bundled all-MiniLM-L6-v2).
 
         Raises:

@@ -14,28 +14,45 @@ Example:
 
 from __future__ import annotations
 
+import os
 import threading
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
-from rankwise._validation import document_text
+from rankwise.documents import document_text
 from rankwise.errors import InvalidInputError
 from rankwise.rerankers.base import ProgressCallback, Reranker
 from rankwise.types import Document
 
 if TYPE_CHECKING:
+    from rankwise.retrieval.dense import Embedder
     from rankwise.retrieval.index import Index
 
 
 class StoredVectorReranker(Reranker):
     """Cosine of the query's and each candidate's vector, taken from ``index``'s dense part when stored there.
 
+    Registered as the ``stored-vectors`` backend: ``rankwise.load("docs.index", backend="stored-vectors")``.
+
     Args:
-        index: an :class:`~rankwise.retrieval.index.Index` with a dense part.
+        index: an :class:`~rankwise.retrieval.index.Index` with a dense part, or the folder of a saved one.
+        embedder: for a folder, the embedding model to open it with (default: the one it was built with, loaded on
+            the first query); it must be the index's own model.
     """
 
-    def __init__(self, index: Index) -> None:
+    independent_scores: ClassVar[bool] = True  # a cosine per candidate
+
+    def __init__(self, index: Index | str | os.PathLike[str], *, embedder: Embedder | None = None) -> None:
+        if isinstance(index, (str, os.PathLike)):
+            from rankwise.retrieval.index import Index
+
+            index = Index.load(index, embedder=embedder)
+        elif embedder is not None:
+            raise InvalidInputError(
+                "embedder= is for opening an index folder; a loaded Index already has its model (pass the folder, "
+                "or leave embedder out)."
+            )
         if index.dense is None:
             raise InvalidInputError("StoredVectorReranker needs an index with a dense part (built with dense=True).")
         self.index = index

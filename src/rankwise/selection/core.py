@@ -18,11 +18,13 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from rankwise._validation import DocumentLike, check_query, to_documents
+from rankwise._validation import check_query
+from rankwise.documents import DocumentLike, to_documents
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient, ChatMessage, check_messages
 from rankwise.selection.criteria import (
     DEFAULT_CRITERIA,
+    Criterion,
     CriterionLike,
     CriterionScore,
     SelectedCandidate,
@@ -30,6 +32,7 @@ from rankwise.selection.criteria import (
     criteria_from,
 )
 from rankwise.selection.judges import AgreementJudge, Judge, RerankerJudge, as_judge
+from rankwise.types import Document, rank_order
 
 
 def select(
@@ -46,15 +49,13 @@ def select(
 
     Args:
         prompt: the request the candidates answer.
-        candidates: the answers: strings, dicts with ``text`` or Documents (ids and metadata come back
-        untouched). criteria: names (``correctness``, ``safety``, ``helpfulness``, ``instruction_following``;
-        hyphens work too)
-            or :class:`Criterion` objects (custom ones need a description).
+        candidates: the answers: strings, dicts with ``text`` or Documents (ids and metadata come back untouched).
+        criteria: names (``correctness``, ``safety``, ``helpfulness``, ``instruction_following``; hyphens work
+            too) or :class:`Criterion` objects (custom ones need a description).
         weights: by criterion name or by position; default each criterion's own weight (1.0).
         judge: the default judge (see :func:`rankwise.selection.judges.as_judge`): a Judge, a Reranker (reward
-        model),
-            a ChatClient, ``"llm"``, ``"token-f1"``, a GGUF path, a URL or a preset name. None = the bundled
-            SmolLM2 LLM judge.
+            model), a ChatClient, ``"llm"``, ``"token-f1"``, a GGUF path, a URL or a preset name. None = the
+            bundled SmolLM2 LLM judge.
         judges: a judge per criterion name, overriding ``judge``.
         reference: a reference answer; correctness is then judged against it. Without one, correctness is the
             agreement among candidates (token F1, or the reward model's similarity when the judge is a
@@ -73,34 +74,55 @@ def select(
     if not documents:
         return SelectionResult(prompt, (), weight_map, reference)
     texts = [d.text for d in documents]
-    default_judge: Judge | None = None
-    per_criterion: dict[str, list[CriterionScore]] = {}
-    for criterion in chosen:
-        given = criterion.judge or (judges or {}).get(criterion.name)
+    pick = _JudgePicker(judge, judges, reference)
+    per_criterion = {c.name: _judged(pick(c), c, prompt, texts, reference) for c in chosen}
+    return SelectionResult(prompt, _ranked(documents, per_criterion, weight_map), weight_map, reference)
+
+
+class _JudgePicker:
+    """The judge of each criterion: its own, else ``judges[name]``, else the default judge (built once, when first
+    needed); correctness without a reference is judged by agreement among the candidates."""
+
+    def __init__(self, judge: Any, judges: Mapping[str, Any] | None, reference: str | None) -> None:
+        self.judge = judge
+        self.judges = judges or {}
+        self.reference = reference
+        self._default: Judge | None = None
+
+    def __call__(self, criterion: Criterion) -> Judge:
+        given = criterion.judge or self.judges.get(criterion.name)
         if given is not None:
-            j = as_judge(given)
-        else:
-            if default_judge is None:
-                default_judge = as_judge(judge)
-            j = default_judge
-            if criterion.name == "correctness" and reference is None and not isinstance(j, AgreementJudge):
-                j = AgreementJudge(j if isinstance(j, RerankerJudge) else None)
-        verdicts = j.judge(criterion, prompt, texts, reference)
-        if len(verdicts) != len(texts):
-            raise InvalidInputError(
-                f"judge {j.name} returned {len(verdicts)} verdicts for {len(texts)} candidates."
-            )
-        per_criterion[criterion.name] = [CriterionScore(v.score, v.reason, j.name, v.raw) for v in verdicts]
+            return as_judge(given)
+        if self._default is None:
+            self._default = as_judge(self.judge)
+        j = self._default
+        if criterion.name == "correctness" and self.reference is None and not isinstance(j, AgreementJudge):
+            return AgreementJudge(j if isinstance(j, RerankerJudge) else None)
+        return j
+
+
+def _judged(
+    j: Judge, criterion: Criterion, prompt: str, texts: list[str], reference: str | None
+) -> list[CriterionScore]:
+    """``j``'s score of each candidate for ``criterion``."""
+    verdicts = j.judge(criterion, prompt, texts, reference)
+    if len(verdicts) != len(texts):
+        raise InvalidInputError(f"judge {j.name} returned {len(verdicts)} verdicts for {len(texts)} candidates.")
+    return [CriterionScore(v.score, v.reason, j.name, v.raw) for v in verdicts]
+
+
+def _ranked(
+    documents: list[Document], per_criterion: dict[str, list[CriterionScore]], weight_map: dict[str, float]
+) -> tuple[SelectedCandidate, ...]:
+    """The candidates by weighted total, best first (ties in input order)."""
     totals = [
         sum(weight_map[name] * scores[i].score for name, scores in per_criterion.items())
-        for i in range(len(texts))
+        for i in range(len(documents))
     ]
-    order = sorted(range(len(texts)), key=lambda i: (-totals[i], i))
-    ranked = tuple(
+    return tuple(
         SelectedCandidate(documents[i], i, rank, totals[i], {n: s[i] for n, s in per_criterion.items()})
-        for rank, i in enumerate(order, start=1)
+        for rank, i in enumerate(rank_order(totals), start=1)
     )
-    return SelectionResult(prompt, ranked, weight_map, reference)
 
 
 def generate_candidates(
@@ -184,15 +206,13 @@ def preference_pairs(
     min_margin: float = 0.0,
     append: bool = False,
 ) -> list[dict[str, Any]]:
-    """Chosen/rejected pairs from selections, for DPO-style training (TRL's
-    ``prompt``/``chosen``/``rejected``).
+    """Chosen/rejected pairs from selections, for DPO-style training (TRL's ``prompt``/``chosen``/``rejected``).
 
     Args:
         results: one or many :class:`SelectionResult`.
         path: if given, the pairs are written there as JSONL (one pair a line, UTF-8).
-        strategy: ``best_vs_worst`` (one pair per prompt), ``best_vs_rest`` (best against each other
-        candidate) or
-            ``all`` (every pair of ranks).
+        strategy: ``best_vs_worst`` (one pair per prompt), ``best_vs_rest`` (best against each other candidate)
+            or ``all`` (every pair of ranks).
         min_margin: keep only pairs whose total-score difference is larger than this (ties never make a pair).
         append: add to ``path`` instead of overwriting it.
 
@@ -203,37 +223,45 @@ def preference_pairs(
         raise InvalidInputError(f"strategy must be one of {_STRATEGIES}, got {strategy!r}.")
     if isinstance(results, SelectionResult):
         results = [results]
-    pairs: list[dict[str, Any]] = []
-    for result in results:
-        ranked = list(result.candidates)
-        if len(ranked) < 2:
-            continue
-        if strategy == "best_vs_worst":
-            candidates = [(ranked[0], ranked[-1])]
-        elif strategy == "best_vs_rest":
-            candidates = [(ranked[0], r) for r in ranked[1:]]
-        else:
-            candidates = [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1 :]]
-        for chosen, rejected in candidates:
-            margin = chosen.score - rejected.score
-            if margin <= min_margin:
-                continue
-            pairs.append(
-                {
-                    "prompt": result.prompt,
-                    "chosen": chosen.text,
-                    "rejected": rejected.text,
-                    "score_chosen": chosen.score,
-                    "score_rejected": rejected.score,
-                    "margin": margin,
-                    "scores_chosen": chosen.scores,
-                    "scores_rejected": rejected.scores,
-                }
-            )
+    pairs = [
+        _pair(result, chosen, rejected)
+        for result in results
+        for chosen, rejected in _rank_pairs(list(result.candidates), strategy)
+        if chosen.score - rejected.score > min_margin
+    ]
     if path is not None:
-        target = Path(path)
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with target.open("a" if append else "w", encoding="utf-8") as fh:
-            for pair in pairs:
-                fh.write(json.dumps(pair, ensure_ascii=False) + "\n")
+        _write_jsonl(pairs, Path(path), append=append)
     return pairs
+
+
+def _rank_pairs(
+    ranked: list[SelectedCandidate], strategy: str
+) -> list[tuple[SelectedCandidate, SelectedCandidate]]:
+    """(better, worse) candidates of one selection for ``strategy``; none with fewer than two candidates."""
+    if len(ranked) < 2:
+        return []
+    if strategy == "best_vs_worst":
+        return [(ranked[0], ranked[-1])]
+    if strategy == "best_vs_rest":
+        return [(ranked[0], r) for r in ranked[1:]]
+    return [(a, b) for i, a in enumerate(ranked) for b in ranked[i + 1 :]]
+
+
+def _pair(result: SelectionResult, chosen: SelectedCandidate, rejected: SelectedCandidate) -> dict[str, Any]:
+    return {
+        "prompt": result.prompt,
+        "chosen": chosen.text,
+        "rejected": rejected.text,
+        "score_chosen": chosen.score,
+        "score_rejected": rejected.score,
+        "margin": chosen.score - rejected.score,
+        "scores_chosen": chosen.scores,
+        "scores_rejected": rejected.scores,
+    }
+
+
+def _write_jsonl(rows: list[dict[str, Any]], target: Path, *, append: bool) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with target.open("a" if append else "w", encoding="utf-8") as fh:
+        for row in rows:
+            fh.write(json.dumps(row, ensure_ascii=False) + "\n")

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Union
+from typing import TYPE_CHECKING, Any
 
 from rankwise.errors import InvalidInputError
 from rankwise.types import Document, RankedResults
@@ -62,7 +62,7 @@ class Criterion:
             )
 
 
-CriterionLike = Union[str, Criterion]
+CriterionLike = str | Criterion
 
 
 def _canonical(name: str) -> str:

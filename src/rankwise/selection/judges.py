@@ -38,6 +38,7 @@ from rankwise.llm.prompts import PromptTemplate, load_prompt
 from rankwise.llm.scoring import YES_NO_CANDIDATES, NextTokenScorer, verdict_from_result, yes_probability
 from rankwise.rerankers.base import Reranker
 from rankwise.selection.criteria import Criterion
+from rankwise.types import rank_order
 
 NEUTRAL = 0.5
 
@@ -192,8 +193,7 @@ class RerankerJudge(Judge):
         )
         raw = self.reranker.score(query, list(responses))
         scores = normalize_scores(raw, self.normalize)
-        order = sorted(range(len(raw)), key=lambda i: (-raw[i], i))
-        place = {i: r for r, i in enumerate(order, start=1)}
+        place = {i: r for r, i in enumerate(rank_order(raw), start=1)}
         what = "the reference answer" if against_reference else "the prompt"
         return [
             Verdict(

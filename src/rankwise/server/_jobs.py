@@ -1,15 +1,29 @@
-"""A queued request of the dynamic batcher, and the small helpers that hand its result back to the event loop."""
+"""A queued request of the dynamic batcher, the errors it can end with, and the helper that hands its result back to
+the event loop."""
 
 from __future__ import annotations
 
 import asyncio
-import inspect
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
+
+from rankwise.errors import RankwiseError
+
+
+class OverloadedError(RankwiseError):
+    """The model's queue is full (or the server is stopping); the client should retry later (HTTP 503)."""
+
+
+class DeadlinePassed(RankwiseError):
+    """The request's deadline passed before its work was done (the route answers 504)."""
+
+
+class StepAbandoned(Exception):
+    """Raised by the progress callback: every request of the running step is gone, so the model call stops."""
 
 
 @dataclass(eq=False)
@@ -20,7 +34,7 @@ class Job:
     loop: asyncio.AbstractEventLoop
     arrived: float
     deadline: float | None = None  # time.monotonic() past which nobody waits for this request
-    metadata: Sequence[Mapping[str, Any]] | None = None  # per document, for models scored whole (never split)
+    metadata: Sequence[Mapping[str, Any]] | None = None  # per document (None: all strings)
     scores: np.ndarray = field(init=False)
     next: int = 0  # first document not yet handed to the model
     done: int = 0  # documents scored
@@ -36,20 +50,6 @@ class Job:
     def abandoned(self) -> bool:
         """Nobody waits for this request any more: its client left, or its deadline passed."""
         return self.cancelled or (self.deadline is not None and time.monotonic() >= self.deadline)
-
-
-def accepts_progress(method: Callable[..., Any]) -> bool:
-    """Whether ``method`` takes a ``progress=`` keyword (a model's ``score_groups`` may predate it).
-
-    Example:
-        >>> accepts_progress(lambda groups, progress=None: None), accepts_progress(lambda groups: None)
-        (True, False)
-    """
-    try:
-        parameters = inspect.signature(method).parameters.values()
-    except (TypeError, ValueError):
-        return False
-    return any(p.name == "progress" or p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters)
 
 
 def settle(future: asyncio.Future, value: Any, error: BaseException | None) -> None:

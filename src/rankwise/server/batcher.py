@@ -7,16 +7,19 @@ One :class:`Scheduler` per served model. Requests wait in a ring; the worker thr
 * it takes up to ``chunk_pairs`` documents from each waiting request in turn, in arrival order, pass after pass,
   until the step holds ``max_batch_pairs``. A request of 1,000 documents gets 32 per pass like every other, so it
   never starves a request of 20 that arrives after it; among requests of similar size the oldest finish first;
-* it scores the step with ``reranker.score_groups([(query, texts), ...])`` (cross-encoders: all pairs in shared,
+* it scores the step with ``reranker.score_groups([(query, documents), ...])`` (cross-encoders: all pairs in shared,
   length-sorted token-budget batches), and hands each request its slice of the scores as soon as its last slice is done.
+  A failed step is scored again request by request, so one request's bad input fails that request only.
 
 A request whose client disconnects, or whose deadline passes, is cancelled: its unscheduled documents leave the ring
 at once, and a model call already running for it stops at the next batch boundary: the worker hands the model a
-``progress`` callback that raises once every request of the step is gone (``score(..., progress=)``, and
-``score_groups(..., progress=)`` where the model takes it). So one huge request for a model scored whole cannot make
-the next small request wait past its own deadline. Re-rankers without ``score_groups`` (BM25, bi-encoders, fusion:
-their scores depend on the whole candidate list) are scored one whole request at a time, in arrival order. With
-``batching=False`` every request is one ``reranker.score`` call, in order.
+``progress`` callback that raises once every request of the step is gone (``score(..., progress=)`` and
+``score_groups(..., progress=)``). So one huge request for a model scored whole cannot make the next small request
+wait past its own deadline. Which requests may be split is the model's declared ability
+(:attr:`~rankwise.Reranker.independent_scores`): re-rankers whose scores depend on the whole candidate list (BM25 over
+the candidates, z-score fusion) are scored one whole request at a time, in arrival order. With ``batching=False``
+every request is one ``reranker.score`` call, in order. Either way the model reads each document's metadata too
+(:func:`~rankwise.server.documents.text_carrier`).
 
 *Express lane* (models scored whole only: split models already interleave requests chunk by chunk, and their small
 requests are better off batched together). While the worker thread scores a whole request, a small request (at most
@@ -43,23 +46,12 @@ import numpy as np
 
 from rankwise.errors import RankwiseError
 from rankwise.rerankers.base import Reranker
-from rankwise.server._jobs import Job, accepts_progress, settle
+from rankwise.server._jobs import DeadlinePassed, Job, OverloadedError, StepAbandoned, settle
 from rankwise.server.documents import text_carrier
 from rankwise.server.metrics import ServerMetrics
+from rankwise.types import Document
 
 logger = logging.getLogger(__name__)
-
-
-class OverloadedError(RankwiseError):
-    """The model's queue is full (or the server is stopping); the client should retry later (HTTP 503)."""
-
-
-class DeadlinePassed(RankwiseError):
-    """The request's deadline passed before its work was done (the route answers 504)."""
-
-
-class _Abandoned(Exception):
-    """Raised by the progress callback: every request of the running step is gone, so the model call stops."""
 
 
 class Scheduler:
@@ -101,8 +93,7 @@ class Scheduler:
         self.name = name
         self.metrics = metrics
         self.batching = batching
-        self.splittable = batching and callable(getattr(reranker, "score_groups", None))
-        self._groups_progress = self.splittable and accepts_progress(reranker.score_groups)  # type: ignore[attr-defined]
+        self.splittable = batching and reranker.independent_scores
         self._carry = text_carrier(reranker)
         self.max_batch_pairs = max_batch_pairs
         self.max_wait_s = max_wait_ms / 1000.0
@@ -123,11 +114,11 @@ class Scheduler:
     # ---- event-loop side -------------------------------------------------------------------------------------
     def start(self) -> None:
         if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name=f"rankwise-model-{self.name}", daemon=True)
+            self._thread = threading.Thread(target=self._work_loop, name=f"rankwise-model-{self.name}", daemon=True)
             self._thread.start()
         if self._express is None and self.express_pairs > 0 and not self.splittable:
             self._express = threading.Thread(
-                target=self._run_express, name=f"rankwise-express-{self.name}", daemon=True
+                target=self._express_loop, name=f"rankwise-express-{self.name}", daemon=True
             )
             self._express.start()
 
@@ -146,8 +137,8 @@ class Scheduler:
         """Scores of ``texts`` for ``query``, in input order. Cancelling the awaiting task cancels the work.
 
         ``deadline`` (a ``time.monotonic()`` value) also stops the work once passed: the model call stops at its next
-        batch and :class:`DeadlinePassed` is raised. ``metadata`` (one mapping per text) reaches models scored whole
-        as each document's metadata (cross-encoders score text alone).
+        batch and :class:`~rankwise.server._jobs.DeadlinePassed` is raised. ``metadata`` (one mapping per text)
+        reaches the model as each document's metadata (for models that score by a metadata field).
         """
         if not texts:
             return np.empty(0, dtype=np.float64)
@@ -201,7 +192,7 @@ class Scheduler:
         self.metrics.queue_pairs.labels(self.name).set(self._pending)
         self.metrics.queue_requests.labels(self.name).set(self._open_jobs)
 
-    def _run(self) -> None:
+    def _work_loop(self) -> None:
         while True:
             try:
                 step = self._next_step()
@@ -226,7 +217,7 @@ class Scheduler:
                 return job
         return None
 
-    def _run_express(self) -> None:
+    def _express_loop(self) -> None:
         while True:
             with self._cond:
                 job = None
@@ -330,22 +321,24 @@ class Scheduler:
             if self._express is not None and threading.current_thread() is self._thread:
                 self._yield_to_express(jobs)
             if all(job.abandoned() for job in jobs):
-                raise _Abandoned
+                raise StepAbandoned
 
         return check
+
+    def _documents(self, job: Job, start: int, end: int) -> list[str | Document]:
+        """The documents of ``job[start:end]`` as the model reads them (text in its field, metadata along)."""
+        metadata = job.metadata
+        return [self._carry(job.texts[i], metadata[i] if metadata else {}) for i in range(start, end)]
 
     def _call_model(self, step: list[tuple[Job, int, int]]) -> list[Any]:
         progress = self._progress(step)
         if self.splittable:
-            groups = [(job.query, job.texts[start:end]) for job, start, end in step]
-            if self._groups_progress:
-                return list(self.reranker.score_groups(groups, progress=progress))  # type: ignore[attr-defined]
-            return list(self.reranker.score_groups(groups))  # type: ignore[attr-defined]
+            groups = [(job.query, self._documents(job, start, end)) for job, start, end in step]
+            return list(self.reranker.score_groups(groups, progress=progress))
         out = []
-        for job, start, end in step:  # whole requests (a model without score_groups, or batching off)
-            metadata = job.metadata or [{}] * job.size
-            documents = [self._carry(job.texts[i], metadata[i]) for i in range(start, end)]
-            out.append(np.asarray(self.reranker.score(job.query, documents, progress=progress), np.float64))
+        for job, start, end in step:  # whole requests (scores that depend on the candidate list, or batching off)
+            scores = self.reranker.score(job.query, self._documents(job, start, end), progress=progress)
+            out.append(np.asarray(scores, np.float64))
         return out
 
     def _execute(self, step: list[tuple[Job, int, int]]) -> None:
@@ -357,12 +350,7 @@ class Scheduler:
         try:
             results = self._call_model(step)
         except Exception as exc:  # noqa: BLE001 - reported to each request of the step, the thread goes on
-            if isinstance(exc, _Abandoned) or all(job.abandoned() for job, _, _ in step):
-                logger.debug("model %r stopped a step of %d documents: its requests are gone", self.name, pairs)
-                self._live(step)  # answers those whose deadline passed (the others' clients left)
-                return
-            for job, _, _ in step:  # the route answers 500 and logs the traceback, once per request
-                self._fail(job, exc)
+            self._failed(step, pairs, exc)
             return
         m = self.metrics
         m.batch_seconds.labels(self.name).observe(time.monotonic() - began)
@@ -371,6 +359,19 @@ class Scheduler:
         m.pairs_scored.labels(self.name).inc(pairs)
         for (job, start, end), scores in zip(step, results):
             self._deliver(job, start, end, scores)
+
+    def _failed(self, step: list[tuple[Job, int, int]], pairs: int, exc: Exception) -> None:
+        """A step's model call raised: stopped for requests that are gone, else each request gets its own answer."""
+        if isinstance(exc, StepAbandoned) or all(job.abandoned() for job, _, _ in step):
+            logger.debug("model %r stopped a step of %d documents: its requests are gone", self.name, pairs)
+            self._live(step)  # answers those whose deadline passed (the others' clients left)
+            return
+        if len(step) > 1:  # whose input failed? each slice alone, so a neighbour's bad input fails only its owner
+            for piece in step:
+                self._execute([piece])
+            return
+        job = step[0][0]
+        self._fail(job, exc)  # the route answers 500 (or 400 for bad input) and logs the traceback, once
 
     def _deliver(self, job: Job, start: int, end: int, scores: Any) -> None:
         scores = np.asarray(scores, dtype=np.float64)

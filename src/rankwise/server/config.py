@@ -297,7 +297,7 @@ def read_config_file(path: str | Path) -> dict[str, Any]:
     toml = None if path.suffix.lower() == ".json" else _toml_module(path)
     try:
         data = json.loads(raw) if toml is None else toml.loads(raw.decode())
-    except Exception as exc:  # noqa: BLE001 - any parse error becomes one clear message
+    except Exception as exc:
         raise InvalidInputError(f"config file {str(path)!r} does not parse: {exc}") from exc
     if not isinstance(data, dict):
         raise InvalidInputError(f"config file {str(path)!r} must hold a table/object of settings.")

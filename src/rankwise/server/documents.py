@@ -1,7 +1,7 @@
 """Request documents -> the texts a model scores: field selection (``rank_fields``) and per-request truncation.
 
-The text of an object document is the library's own (:func:`rankwise._validation.document_text` over
-:func:`~rankwise._validation.field_text`): the same input scores the same through ``Reranker.score`` and through the
+The text of an object document is the library's own (:func:`rankwise.documents.document_text` over
+:func:`~rankwise.documents.field_text`): the same input scores the same through ``Reranker.score`` and through the
 server, bit for bit. Truncation happens here, on the text, never by changing the shared model: a cross-encoder's own
 tokenizer says where token ``n`` ends (character offsets), so ``max_tokens_per_doc=200`` keeps exactly the first 200
 tokens. Models without a tokenizer (BM25, bi-encoders, fusion) are cut after ``n`` whitespace-separated words instead.
@@ -21,8 +21,9 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from rankwise._validation import document_text, field_text, to_document
+from rankwise.documents import document_text, field_text, to_document
 from rankwise.errors import InvalidInputError
+from rankwise.rerankers.base import Reranker, TokenWindow
 from rankwise.types import Document
 
 _WORD = re.compile(r"\S+")
@@ -80,7 +81,7 @@ def request_texts(documents: Sequence[str | dict[str, Any]], rank_fields: Sequen
 
     With ``rank_fields`` an object's text is ``document_text(to_document(doc), rank_fields)``, what
     ``Reranker.score`` reads for that object from a model built with ``fields=rank_fields``: values as
-    :func:`~rankwise._validation.field_text` writes them (JSON for objects and lists), missing or empty fields
+    :func:`~rankwise.documents.field_text` writes them (JSON for objects and lists), missing or empty fields
     skipped, a field also found in the object's ``metadata``.
     """
     texts: list[str] = []
@@ -124,15 +125,17 @@ def request_metadata(documents: Sequence[str | dict[str, Any]]) -> list[Mapping[
 
 
 def _field_sets(reranker: Any) -> Iterator[tuple[str, ...]]:
-    """The ``fields`` of a model and, for fusion, of each member (recursively)."""
+    """The ``fields`` of a model and, for a composite (fusion), of each of its :meth:`~rankwise.Reranker.members`
+    (recursively)."""
     fields = getattr(reranker, "fields", None)
     if isinstance(fields, tuple) and fields and all(isinstance(f, str) for f in fields):
         yield fields
-    for member in getattr(reranker, "rerankers", None) or ():
+    members = reranker.members() if isinstance(reranker, Reranker) else ()
+    for member in members:
         yield from _field_sets(member)
 
 
-Carrier = Callable[[str, Mapping[str, Any]], Document]
+Carrier = Callable[[str, Mapping[str, Any]], "str | Document"]
 
 
 def text_carrier(reranker: Any) -> Carrier:
@@ -142,7 +145,8 @@ def text_carrier(reranker: Any) -> Carrier:
     with ``fields=("name", "price")`` would read as empty. So the text goes in the one field every member reads
     first: ``text`` when they all read it (the default), else their common first field. The metadata goes along
     without the keys any member reads as text (the text already holds what the request chose), so a member that
-    scores by a metadata field (``first-stage-score``) finds it.
+    scores by a metadata field (``first-stage-score``) finds it. Where that Document would be ``Document(text=s)``
+    the carrier returns ``s`` itself, which every model reads the same (and which costs nothing to build).
 
     Example:
         >>> class M: fields = ("name", "price")
@@ -157,7 +161,7 @@ def text_carrier(reranker: Any) -> Carrier:
     def carry(text: str, metadata: Mapping[str, Any]) -> Document:
         kept = {k: v for k, v in metadata.items() if k not in reserved} if metadata else {}
         if key == "text":
-            return Document(text=text, metadata=kept)
+            return Document(text=text, metadata=kept) if kept else text
         if key == "title":
             return Document(text="", title=text, metadata=kept)
         return Document(text="", metadata={**kept, key: text})
@@ -169,12 +173,13 @@ class Truncator:
     """Cuts texts to a token count with a re-ranker's tokenizer, or to a word count when it has none.
 
     Args:
-        reranker: a served model; a cross-encoder's ``encoder.tokenizer`` (a ``tokenizers.Tokenizer``) is used.
+        reranker: a served model; its :attr:`~rankwise.Reranker.token_window` (a cross-encoder's tokenizer and
+            window) is used when it has one. None: words.
     """
 
-    def __init__(self, reranker: Any) -> None:
-        self.encoder = getattr(reranker, "encoder", None)
-        self.tokenizer = getattr(self.encoder, "tokenizer", None)
+    def __init__(self, reranker: Reranker | None) -> None:
+        self.token_window: TokenWindow | None = reranker.token_window if reranker is not None else None
+        self.tokenizer = self.token_window.tokenizer if self.token_window is not None else None
 
     @property
     def unit(self) -> str:
@@ -189,14 +194,17 @@ class Truncator:
         return any(len(t) > max_tokens and utf8_length(t) > max_tokens for t in texts)
 
     def _query_tokens(self, query: str) -> int:
+        """Tokens of ``query`` the model reads (lone surrogates encoded as U+FFFD, as the model does)."""
+        assert self.tokenizer is not None and self.token_window is not None
         count = len(self.tokenizer.encode(tokenizable(query), add_special_tokens=False).ids)
-        return min(count, self.encoder.max_query_tokens)
+        return min(count, self.token_window.max_query_tokens)
 
     def window(self, query: str) -> int | None:
         """Document tokens that fit next to ``query`` in one model input (None without a tokenizer)."""
-        if self.tokenizer is None:
+        if self.token_window is None:
             return None
-        return max(1, self.encoder.max_length - self.encoder.template.n_special - self._query_tokens(query))
+        window = self.token_window
+        return max(1, window.max_length - window.n_special - self._query_tokens(query))
 
     def fit(
         self, query: str, texts: Sequence[str], max_tokens: int, *, left: bool = False, window: bool = False
@@ -214,24 +222,18 @@ class Truncator:
         """Tokens the model reads for ``texts``: per text, the query's tokens plus the text's (Jina's ``usage``).
 
         Special tokens and the overlap of long documents' passages are not counted; the query counts up to the
-        encoder's query cap. A cross-encoder's document token ids come from its encoder's cache (filled when the
-        texts were scored), so this is cheap. Without a tokenizer: whitespace-separated words.
+        model's query cap. A cross-encoder's document token ids come from its own cache (``token_window.token_ids``,
+        filled when the texts were scored), so this is cheap. Without a tokenizer: whitespace-separated words.
 
         Example:
             >>> Truncator(None).count_tokens("two words", ["one", "three more words"])  # (2 + 1) + (2 + 3)
             8
         """
-        if self.tokenizer is None:
+        if self.token_window is None:
             query_words = len(_WORD.findall(query))
             return sum(query_words + len(_WORD.findall(t)) for t in texts)
-        query_tokens = self._query_tokens(query)
-        clean = [tokenizable(t) for t in texts]
-        ids = getattr(self.encoder, "document_ids", None)
-        if callable(ids):
-            lengths = [len(d) for d in ids(clean)]
-        else:
-            lengths = [len(e.ids) for e in self.tokenizer.encode_batch(clean, add_special_tokens=False)]
-        return query_tokens * len(lengths) + sum(lengths)
+        lengths = [len(ids) for ids in self.token_window.token_ids([tokenizable(t) for t in texts])]
+        return self._query_tokens(query) * len(lengths) + sum(lengths)
 
     def cut(self, texts: Sequence[str], max_tokens: int, *, left: bool = False) -> tuple[list[str], int]:
         """``texts`` with each cut to ``max_tokens`` (kept from the end when ``left``), and how many were cut."""

@@ -23,7 +23,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rankwise.errors import InvalidInputError
-from rankwise.server.batcher import OverloadedError
+from rankwise.server._jobs import OverloadedError
 
 logger = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from rankwise.server.schemas import TEIInfo
 
 if TYPE_CHECKING:  # pragma: no cover
-    from rankwise.server.app import ServingState
+    from rankwise.server.state import ServingState
 
 _DEFAULT_LABELS = {"0": "LABEL_0"}
 
@@ -59,9 +59,9 @@ def tei_info(state: ServingState) -> TEIInfo:
     name = state.default
     model = state.models[name]
     config = state.config
-    encoder = getattr(model, "encoder", None)
-    max_input = getattr(encoder, "max_length", None)
-    budget = getattr(model, "max_tokens", None) if encoder is not None else None
+    window = model.token_window
+    max_input = window.max_length if window is not None else None
+    budget = getattr(model, "max_tokens", None) if window is not None else None  # a cross-encoder's batch budget
     return TEIInfo(
         model_id=name,
         model_dtype=model_dtype(model),

@@ -48,7 +48,13 @@ class ServerMetrics:
         prom = require("prometheus_client", "server", "The server's /metrics")
         self._prom = prom
         self.registry = prom.CollectorRegistry(auto_describe=True)
-        r = self.registry
+        self._http_metrics()
+        self._model_metrics()
+        self._queue_metrics()
+
+    def _http_metrics(self) -> None:
+        """Per HTTP request: counts by status, latency, error types, requests in flight."""
+        prom, r = self._prom, self.registry
         self.requests = prom.Counter(
             "rankwise_requests",
             "HTTP requests by endpoint and status code.",
@@ -66,6 +72,10 @@ class ServerMetrics:
             "rankwise_errors", "Error responses by endpoint and error type.", ["endpoint", "type"], registry=r
         )
         self.in_flight = prom.Gauge("rankwise_requests_in_flight", "Requests being handled now.", registry=r)
+
+    def _model_metrics(self) -> None:
+        """Per model call: documents, requests sharing it, its duration, and pairs scored."""
+        prom, r = self._prom, self.registry
         self.batch_pairs = prom.Histogram(
             "rankwise_batch_pairs",
             "Documents scored in one model call (merged across requests).",
@@ -87,6 +97,13 @@ class ServerMetrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
+        self.pairs_scored = prom.Counter(
+            "rankwise_pairs_scored", "(query, document) pairs scored.", ["model"], registry=r
+        )
+
+    def _queue_metrics(self) -> None:
+        """Per model queue: what waits, and the requests cancelled before their work finished."""
+        prom, r = self._prom, self.registry
         self.queue_pairs = prom.Gauge(
             "rankwise_queue_pairs",
             "Documents waiting for the model (not yet in a model call).",
@@ -95,9 +112,6 @@ class ServerMetrics:
         )
         self.queue_requests = prom.Gauge(
             "rankwise_queue_requests", "Requests waiting for or in the model.", ["model"], registry=r
-        )
-        self.pairs_scored = prom.Counter(
-            "rankwise_pairs_scored", "(query, document) pairs scored.", ["model"], registry=r
         )
         self.cancelled = prom.Counter(
             "rankwise_cancelled_requests",

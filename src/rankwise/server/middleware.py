@@ -71,7 +71,7 @@ class ErrorAnswerMiddleware:
             # only the server cancels a request's task (a client that leaves is noticed, not cancelled): shutdown
             self._count(scope, "shutting_down")
             await send_json_error(send, 503, self._cut_message(), "shutting_down", retry_after="1")
-        except Exception as exc:  # noqa: BLE001 - the one place an unexpected error is logged and answered
+        except Exception as exc:
             ref = uuid.uuid4().hex[:12]
             logger.error(
                 "unhandled error %s on %s %s", ref, scope.get("method"), scope.get("path"), exc_info=exc

@@ -23,9 +23,8 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 
 from rankwise._validation import check_query
-from rankwise.server.app import ServingState
+from rankwise.server._jobs import DeadlinePassed
 from rankwise.server.auth import api_key_dependency
-from rankwise.server.batcher import DeadlinePassed
 from rankwise.server.config import ServerConfig
 from rankwise.server.documents import request_metadata, request_texts, utf8_length
 from rankwise.server.errors import ApiError, SafeJSONResponse, json_bytes
@@ -40,6 +39,8 @@ from rankwise.server.schemas import (
     TEIRerankRequest,
     TEIRerankResult,
 )
+from rankwise.server.state import ServingState
+from rankwise.types import rank_order
 
 T = TypeVar("T")
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -165,11 +166,6 @@ async def score_texts(
     return scores, texts, cut
 
 
-def _order(scores: np.ndarray, top_n: int | None) -> list[int]:
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))
-    return order if top_n is None else order[:top_n]
-
-
 def _returned_document(doc: str | dict[str, Any]) -> dict[str, Any]:
     return {"text": doc} if isinstance(doc, str) else doc
 
@@ -209,7 +205,7 @@ async def cohere_rerank(state: ServingState, body: RerankRequest, request: Reque
     metadata = request_metadata(body.documents)
     scores, scored, cut = await score_texts(state, request, name, body.query, texts, max_tokens, metadata=metadata)
     results = []
-    for i in _order(scores, body.top_n):
+    for i in rank_order(scores)[: body.top_n]:
         result: dict[str, Any] = {"index": i, "relevance_score": float(scores[i])}
         if body.return_documents:
             result["document"] = _returned_document(body.documents[i])
@@ -260,7 +256,7 @@ async def tei_rerank(state: ServingState, body: TEIRerankRequest, request: Reque
         with np.errstate(over="ignore"):  # exp(1000) is inf: the sigmoid is then exactly 0, as it should be
             scores = 1.0 / (1.0 + np.exp(-scores))
     results = []
-    for i in _order(scores, None):
+    for i in rank_order(scores):
         result: dict[str, Any] = {"index": i, "score": float(scores[i])}
         if body.return_text:
             result["text"] = body.texts[i]

@@ -1,6 +1,7 @@
-"""Fixtures of the server tests (load with ``pytest_plugins = ("tests.conftest_server",)``): the models they serve.
+"""Fixtures of the server tests, the models they serve; load them with
+``pytest_plugins = ("tests.support.server_fixtures",)``.
 
-Helpers (LiveServer, live_server, GatedCrossEncoder...) are in tests/server_support.py.
+Helpers (LiveServer, live_server, GatedCrossEncoder...) are in tests/support/server.py.
 """
 
 from __future__ import annotations

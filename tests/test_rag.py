@@ -2,7 +2,7 @@
 budget), per-stage scores and timings, citation parsing, and the generator's failures (endpoint down, garbage).
 
 The LLM here is a scripted chat client or a scripted loopback HTTP server (the answer text is what is under control);
-tests/test_pipeline_llm.py runs the real SmolLM2 behind llama.cpp's OpenAI-compatible server."""
+tests/test_rag_llm.py runs the real SmolLM2 behind llama.cpp's OpenAI-compatible server."""
 
 from __future__ import annotations
 
@@ -14,13 +14,13 @@ import pytest
 
 import rankwise
 from rankwise.errors import InvalidInputError
-from rankwise.generation import RAG_PROMPT, GenerationError, Generator, parse_citations, passage_text
 from rankwise.llm import ChatClient, ChatResult, LLMError, LLMResponseError, OpenAIChatClient, load_prompt
-from rankwise.pipeline import Pipeline, PipelineResult
+from rankwise.rag.generation import RAG_PROMPT, GenerationError, Generator, parse_citations, passage_text
+from rankwise.rag.pipeline import Pipeline, PipelineResult
 from rankwise.retrieval import Index
 from rankwise.retrieval.passages import Passage, PassageSplitter
-from tests.conftest_llm import ScriptedServer, completion, free_port, send_json
-from tests.conftest_retrieval import bm25_index, queries
+from tests.support.llm import ScriptedServer, completion, free_port, send_json
+from tests.support.retrieval import bm25_index, queries
 
 
 class ScriptedClient(ChatClient):

@@ -24,8 +24,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from rankwise.documents import document_text, model_text
 from rankwise.errors import InvalidInputError, RankwiseError
 from rankwise.llm.prompts import PromptTemplate, load_prompt
+from rankwise.types import Document
 
 if TYPE_CHECKING:
     from rankwise.llm.base import ChatClient, ChatMessage
@@ -126,10 +128,13 @@ def _numbers(group: str) -> list[int]:
 
 
 def passage_text(passage: Any) -> str:
-    """How a passage is shown in the prompt: its title (when it has one) on the first line, then its text."""
+    """How a passage is shown in the prompt: the library's one text rule (:func:`rankwise.documents.document_text`),
+    its title (when it has one) on the first line, then its text."""
+    text = getattr(passage, "text", None)
     title = getattr(passage, "title", None)
-    text = getattr(passage, "text", str(passage))
-    return f"{title}\n{text}" if title else text
+    if not isinstance(text, str):  # anything else is shown as its string
+        return model_text(str(passage))
+    return document_text(Document(text, title=title if isinstance(title, str) else None))
 
 
 class Generator:

@@ -5,7 +5,7 @@ context of the best ``top_n`` entries within a token budget (passages of one doc
 the generator for an answer that cites the numbered context, and returns everything with per-stage timings.
 
 Example:
-    >>> from rankwise.pipeline import Pipeline
+    >>> from rankwise.rag.pipeline import Pipeline
     >>> from rankwise.retrieval import Index
     >>> index = Index.build([{"id": "a", "text": "BM25 ranks documents by term frequency."},
     ...                      {"id": "b", "text": "FAISS searches dense vectors."}], dense=False)
@@ -31,7 +31,7 @@ from rankwise.retrieval.hybrid import Hit, Retriever
 from rankwise.retrieval.passages import Passage, merge_passages
 
 if TYPE_CHECKING:
-    from rankwise.generation import Citation, Generator
+    from rankwise.rag.generation import Citation, Generator
 
 MergeMode = Literal["merge", "dedupe", "none"]
 _MERGE_MODES = ("merge", "dedupe", "none")
@@ -136,7 +136,7 @@ class Pipeline:
         retriever: anything with ``retrieve(query, top_k) -> list[Hit]`` (an :class:`~rankwise.retrieval.Index`
             is wrapped in its default retriever).
         reranker: a :class:`~rankwise.Reranker`, a preset name for :func:`rankwise.load` (``"default"``), or None.
-        generator: a :class:`~rankwise.generation.Generator`, or None (then ``run`` only retrieves and selects).
+        generator: a :class:`~rankwise.rag.generation.Generator`, or None (then ``run`` only retrieves and selects).
         top_k: candidates retrieved (and re-ranked).
         top_n: context entries given to the generator at most.
         context_tokens: the context's token budget (passages that would overflow it are left out; a first entry

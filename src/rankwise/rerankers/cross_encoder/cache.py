@@ -1,6 +1,6 @@
 """On-disk cache of ONNX exports, keyed by the source model, safe under concurrent processes.
 
-A cache entry is a complete export folder (see :func:`rankwise.onnx_export.export_onnx`) named
+A cache entry is a complete export folder (see :func:`rankwise.rerankers.cross_encoder.export.export_onnx`) named
 ``<model-slug>-<key>``, where the key hashes:
 
 * the source: for a local folder its resolved path, the size and modification time of every weight, config and
@@ -18,7 +18,7 @@ wins and the other discards its copy.
 
 The cache lives in ``$RANKWISE_CACHE/onnx`` when ``RANKWISE_CACHE`` is set, else ``~/.cache/rankwise/onnx``::
 
-    >>> from rankwise.onnx_cache import cached_onnx_folder                       # doctest: +SKIP
+    >>> from rankwise.rerankers.cross_encoder.cache import cached_onnx_folder             # doctest: +SKIP
     >>> folder = cached_onnx_folder("cross-encoder/ms-marco-MiniLM-L-6-v2", quantize="int8")  # doctest: +SKIP
     >>> # copy `folder` to a machine without torch; OnnxReranker(folder, quantize="int8") runs it there
 """
@@ -36,7 +36,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
-from rankwise.onnx_export import (
+from rankwise.rerankers.cross_encoder.export import (
     EXPORT_FORMAT,
     FP32_FILE,
     INT8_FILE,
@@ -113,10 +113,10 @@ def cached_onnx_folder(
     Args:
         model: hub name or local folder of a transformers sequence-classification model.
         quantize: ``None`` or ``"int8"`` (the entry then holds both graphs).
-        optimize: fuse the graph (see :func:`rankwise.onnx_export.export_onnx`).
+        optimize: fuse the graph (see :func:`rankwise.rerankers.cross_encoder.export.export_onnx`).
         cache_dir: cache root; default :func:`default_cache_dir`.
-        int8: overrides of :data:`rankwise.onnx_export.INT8_OPTIONS`.
-        first_token: see :func:`rankwise.onnx_export.first_token_last_layer`.
+        int8: overrides of :data:`rankwise.rerankers.cross_encoder.export.INT8_OPTIONS`.
+        first_token: see :func:`rankwise.rerankers.cross_encoder.export.first_token_last_layer`.
         revision, trust_remote_code: passed to transformers.
 
     Example:

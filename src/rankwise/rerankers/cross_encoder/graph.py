@@ -1,6 +1,6 @@
 """The torch side of an ONNX export: load, export, first-token last layer, fusion, and checks against torch.
 
-Private helpers of :func:`rankwise.onnx_export.export_onnx`; every step that changes the graph is checked against the
+Private helpers of :func:`rankwise.rerankers.cross_encoder.export.export_onnx`; every step that changes the graph is checked against the
 torch model's logits on sample pairs and undone when it does not reproduce them.
 """
 
@@ -200,15 +200,6 @@ def max_diff(path: Path, sample: dict[str, np.ndarray], expected: np.ndarray) ->
     wanted = {i.name for i in session.get_inputs()}
     got = session.run(None, {k: v for k, v in sample.items() if k in wanted})[0]
     return float(np.abs(np.asarray(got, dtype=np.float64) - expected).max())
-
-
-def window(config: Any, tokenizer: Any, cap: int = 512) -> int:
-    """Usable tokens per pair: the tokenizer's limit or the position table (RoBERTa offset removed), at most ``cap``."""
-    limit = getattr(tokenizer, "model_max_length", None)
-    if not limit or limit >= 100_000:
-        offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
-        limit = getattr(config, "max_position_embeddings", cap) - offset
-    return int(min(cap, limit))
 
 
 @contextmanager

@@ -16,17 +16,25 @@ import queue
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from rankwise._hub import loading
-from rankwise._parallel import ordered_map, resolve_workers
-from rankwise._validation import DEFAULT_FIELDS
-from rankwise.batching import Batch
+from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError, require
-from rankwise.rerankers._cross_encoder_base import CrossEncoderEngine, relevance_logit
-from rankwise.tokenization import Overflow, load_fast_tokenizer
+from rankwise.rerankers.cross_encoder.batching import Batch
+from rankwise.rerankers.cross_encoder.engine import (
+    CrossEncoderEngine,
+    read_json,
+    relevance_logit,
+    resolve_max_length,
+)
+from rankwise.rerankers.cross_encoder.pairs import Overflow, load_fast_tokenizer
+from rankwise.rerankers.cross_encoder.parallel import ordered_map, resolve_workers
+
+if TYPE_CHECKING:
+    import torch
 
 _DTYPES = ("auto", "float32", "fp32", "float16", "fp16", "bfloat16", "bf16")
 
@@ -41,7 +49,7 @@ def resolve_device(device: str | None) -> str:
     return str(device)
 
 
-def resolve_dtype(dtype: str, device: str):  # noqa: ANN201 - torch.dtype
+def resolve_dtype(dtype: str, device: str) -> torch.dtype:
     torch = require("torch", "torch", "The torch cross-encoder")
     if dtype not in _DTYPES:
         raise InvalidInputError(f"dtype must be one of {', '.join(_DTYPES)}; got {dtype!r}.")
@@ -53,14 +61,26 @@ def resolve_dtype(dtype: str, device: str):  # noqa: ANN201 - torch.dtype
             "bf16": torch.bfloat16, "bfloat16": torch.bfloat16}[dtype]
 
 
-def default_max_length(config: Any, tokenizer_max: int | None, cap: int = 512) -> int:
-    """The model's usable window: its tokenizer's limit or its position table (RoBERTa-style offset removed)."""
-    limit = tokenizer_max if tokenizer_max and tokenizer_max < 100_000 else None
-    if limit is None:
-        positions = getattr(config, "max_position_embeddings", cap)
-        offset = 2 if getattr(config, "model_type", "") in ("roberta", "xlm-roberta", "camembert") else 0
-        limit = positions - offset
-    return min(cap, limit)
+def load_model(source: str, dtype: Any, trust_remote_code: bool) -> tuple[Any, Any, Any, Any]:
+    """``(model, config, fast tokenizer, tokenizer's model_max_length)`` of a sequence-classification model.
+
+    A local folder's tokenizer comes from its ``tokenizer.json`` (:func:`load_fast_tokenizer`); a hub model's from
+    transformers, with its own truncation and padding switched off (rankwise cuts and pads pairs itself).
+    """
+    transformers = require("transformers", "torch", "The torch cross-encoder")
+    with loading(source):  # the same one-line error as the ONNX backend when offline; no progress bars
+        config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
+        model = transformers.AutoModelForSequenceClassification.from_pretrained(
+            source, dtype=dtype, trust_remote_code=trust_remote_code
+        )
+        if Path(source).is_dir():
+            tokenizer_max = read_json(Path(source) / "tokenizer_config.json").get("model_max_length")
+            return model, config, load_fast_tokenizer(source), tokenizer_max
+        hf_tok = transformers.AutoTokenizer.from_pretrained(source, use_fast=True)
+    tokenizer = hf_tok.backend_tokenizer
+    tokenizer.no_truncation()
+    tokenizer.no_padding()
+    return model, config, tokenizer, getattr(hf_tok, "model_max_length", None)
 
 
 class CrossEncoderReranker(CrossEncoderEngine):
@@ -70,14 +90,15 @@ class CrossEncoderReranker(CrossEncoderEngine):
         model: hub name (``"BAAI/bge-reranker-base"``) or local folder.
         device: ``"auto"`` (CUDA when present), ``"cpu"``, ``"cuda"``, ``"cuda:1"``...
         dtype: ``"auto"`` (bf16 on CUDA, fp32 on CPU), ``"fp32"``, ``"fp16"``, ``"bf16"``.
-        max_length: tokens per pair; default the model's window, at most 512.
+        max_length: tokens per pair; default the model's window, at most 512 (see
+            :func:`~rankwise.rerankers.cross_encoder.engine.resolve_max_length`).
         threads: CPU only: threads in all for the forward passes (default torch's own setting).
         workers: CPU only: batches run at once, each on ``threads // workers`` torch threads set in its own
             worker thread (the caller's torch settings are never touched). Default ``threads``: one
             single-threaded batch per core, +10-15% pairs/s on 2 cores (docs/onnx.md); ``workers=1`` spreads
             each batch over every thread (lower latency for a request of a few documents).
         trust_remote_code: passed to transformers for models with custom code.
-        See :class:`~rankwise.rerankers._cross_encoder_base.CrossEncoderEngine` for the rest.
+        See :class:`~rankwise.rerankers.cross_encoder.engine.CrossEncoderEngine` for the rest.
     """
 
     def __init__(
@@ -99,27 +120,12 @@ class CrossEncoderReranker(CrossEncoderEngine):
         workers: int | None = None,
     ) -> None:
         torch = require("torch", "torch", "The torch cross-encoder")
-        transformers = require("transformers", "torch", "The torch cross-encoder")
         self.device = resolve_device(device)
         self.dtype = resolve_dtype(dtype, self.device)
         source = str(model)
-        with loading(source):  # the same one-line error as the ONNX backend when offline; no progress bars
-            config = transformers.AutoConfig.from_pretrained(source, trust_remote_code=trust_remote_code)
-            self.model = transformers.AutoModelForSequenceClassification.from_pretrained(
-                source, dtype=self.dtype, trust_remote_code=trust_remote_code
-            )
-            if Path(source).is_dir():
-                tokenizer = load_fast_tokenizer(source)
-                hf_tok = None
-            else:
-                hf_tok = transformers.AutoTokenizer.from_pretrained(source, use_fast=True)
-                tokenizer = hf_tok.backend_tokenizer
-                tokenizer.no_truncation()
-                tokenizer.no_padding()
+        self.model, config, tokenizer, tokenizer_max = load_model(source, self.dtype, trust_remote_code)
         self.model.to(self.device).eval()
-        if max_length is None:
-            tok_max = getattr(hf_tok, "model_max_length", None) if hf_tok else _tokenizer_config_max(source)
-            max_length = default_max_length(config, tok_max)
+        max_length = resolve_max_length(max_length, config, tokenizer_max)
         on_gpu = self.device.startswith("cuda")
         self.threads, self.workers = resolve_workers(
             threads, workers, default_threads=torch.get_num_threads(), side_by_side=True
@@ -157,7 +163,8 @@ class CrossEncoderReranker(CrossEncoderEngine):
             tensors = {k: v.pin_memory() for k, v in tensors.items()}
         return {k: v.to(self.device, non_blocking=pin) for k, v in tensors.items()}
 
-    def _run(self, inputs: dict[str, Any]) -> np.ndarray:
+    def _model_logits(self, inputs: dict[str, Any]) -> np.ndarray:
+        """One relevance logit per row of a batch already on the device (the model's forward pass)."""
         with self._torch.inference_mode():
             logits = self.model(**inputs).logits
         return relevance_logit(logits.float().cpu().numpy())
@@ -171,7 +178,7 @@ class CrossEncoderReranker(CrossEncoderEngine):
             per_worker = max(1, self.threads // self.workers)
             inline = self.workers == 1 and per_worker == self._torch.get_num_threads()
             yield from ordered_map(
-                lambda batch: (batch.rows, self._run(self._to_tensors(batch, pin=False))),
+                lambda batch: (batch.rows, self._model_logits(self._to_tensors(batch, pin=False))),
                 batches,
                 self.workers,
                 initializer=None if inline else lambda: self._torch.set_num_threads(per_worker),
@@ -189,7 +196,7 @@ class CrossEncoderReranker(CrossEncoderEngine):
                     if stop.is_set():
                         return
                     ready.put((batch.rows, self._to_tensors(batch, pin=True)))
-            except BaseException as exc:  # surfaced in the consumer, never lost in the thread
+            except BaseException as exc:  # noqa: BLE001 - surfaced in the consumer, never lost in the thread
                 ready.put(exc)
                 return
             ready.put(None)
@@ -201,7 +208,7 @@ class CrossEncoderReranker(CrossEncoderEngine):
                 if isinstance(item, BaseException):
                     raise item
                 rows, inputs = item
-                yield rows, self._run(inputs)
+                yield rows, self._model_logits(inputs)
         finally:
             stop.set()
             while worker.is_alive():  # unblock a producer waiting on a full queue
@@ -209,13 +216,3 @@ class CrossEncoderReranker(CrossEncoderEngine):
                     ready.get_nowait()
                 except queue.Empty:
                     worker.join(timeout=0.01)
-
-
-def _tokenizer_config_max(folder: str) -> int | None:
-    import json
-
-    path = Path(folder) / "tokenizer_config.json"
-    if not path.is_file():
-        return None
-    value = json.loads(path.read_text()).get("model_max_length")
-    return int(value) if isinstance(value, (int, float)) else None

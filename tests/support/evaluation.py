@@ -1,6 +1,6 @@
 """Helpers for the evaluation tests: a tiny BEIR folder written on the spot.
 
-Imported by tests/test_evaluation*.py as ``from tests.conftest_evaluation import make_beir``.
+Imported by tests/test_evaluation*.py as ``from tests.support.evaluation import make_beir``.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Helpers for the server tests: a real uvicorn server on a free loopback port in a thread, and small models.
 
-Imported by tests/test_server*.py as ``from tests.server_support import ...``; the fixtures are in
-tests/conftest_server.py (loaded with ``pytest_plugins``).
+Imported by tests/test_server*.py as ``from tests.support.server import ...``; the fixtures are in
+tests/support/server_fixtures.py (loaded with ``pytest_plugins``).
 """
 
 from __future__ import annotations
@@ -113,16 +113,19 @@ class GatedCrossEncoder(CrossEncoderReranker):
         self.entered = threading.Event()
         self.calls: list[list[int]] = []  # group sizes of each score_groups call
 
-    def score_groups(self, groups: Sequence[tuple[str, Sequence[str]]]) -> list[np.ndarray]:
+    def score_groups(
+        self, groups: Sequence[tuple[str, Sequence[str]]], *, progress: Callable[[int, int], None] | None = None
+    ) -> list[np.ndarray]:
         self.calls.append([len(t) for _, t in groups])
         self.entered.set()
         if not self.gate.wait(60):
             raise RuntimeError("gate never opened")
-        return super().score_groups(groups)
+        return super().score_groups(groups)  # progress not passed on: a model call that runs to its end once begun
 
 
 class WordOverlapReranker(Reranker):
-    """A tiny real re-ranker with no ``score_groups``: fraction of query words found in the document.
+    """A tiny real re-ranker scored whole (``independent_scores`` is not declared): fraction of query words found in
+    the document.
 
     ``explode`` as the query makes it fail, to test that a model error becomes a clean 500.
     """

@@ -12,11 +12,11 @@ import re
 import pytest
 
 from rankwise.cli import main
-from rankwise.generation import Generator, parse_citations
 from rankwise.llm import OpenAIChatClient
-from rankwise.pipeline import Pipeline
-from tests.conftest_llm import llama_cpp_server, require_smollm2
-from tests.conftest_retrieval import bm25_index, collection, queries
+from rankwise.rag.generation import Generator, parse_citations
+from rankwise.rag.pipeline import Pipeline
+from tests.support.llm import llama_cpp_server, require_smollm2
+from tests.support.retrieval import bm25_index, collection, queries
 
 
 @pytest.fixture(scope="module")

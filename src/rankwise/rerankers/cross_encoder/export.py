@@ -1,9 +1,9 @@
 """Export a Hugging Face cross-encoder to ONNX: fused transformer graph, optional int8, checked against torch.
 
-One call writes a self-contained folder that :class:`~rankwise.rerankers.onnx.OnnxReranker` runs with onnxruntime and
-tokenizers only (no torch at inference time)::
+One call writes a self-contained folder that :class:`~rankwise.rerankers.cross_encoder.onnx.OnnxReranker` runs with
+onnxruntime and tokenizers only (no torch at inference time)::
 
-    >>> from rankwise.onnx_export import export_onnx                                     # doctest: +SKIP
+    >>> from rankwise.rerankers.cross_encoder.export import export_onnx                    # doctest: +SKIP
     >>> folder = export_onnx("cross-encoder/ms-marco-MiniLM-L-6-v2", "minilm-onnx", quantize="int8")  # doctest: +SKIP
     >>> sorted(p.name for p in folder.iterdir())                                           # doctest: +SKIP
     ['config.json', 'model.onnx', 'model_int8.onnx', 'rankwise_onnx.json', 'tokenizer.json', 'tokenizer_config.json']
@@ -22,8 +22,8 @@ The steps, each recorded in ``rankwise_onnx.json`` (the folder's manifest):
 5. **check**: the fp32 graph must reproduce torch's logits on sample pairs (max abs difference below 1e-3); when the
    fused graph does not, the unfused one is kept and the manifest says why. The int8 difference is recorded.
 
-Exporting needs ``rankwise[onnx-export]`` (torch, transformers, onnx, onnxruntime). :mod:`rankwise.onnx_cache` wraps
-this in an on-disk cache keyed by the source model.
+Exporting needs ``rankwise[onnx-export]`` (torch, transformers, onnx, onnxruntime).
+:mod:`rankwise.rerankers.cross_encoder.cache` wraps this in an on-disk cache keyed by the source model.
 """
 
 from __future__ import annotations
@@ -37,7 +37,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rankwise._onnx_graph import (
+from rankwise.errors import InvalidInputError, require
+from rankwise.rerankers.cross_encoder.engine import resolve_max_length
+from rankwise.rerankers.cross_encoder.graph import (
     OPSET,
     export_checked,
     first_token_last_layer,
@@ -47,9 +49,7 @@ from rankwise._onnx_graph import (
     optimize_checked,
     quiet,
     sample_batch,
-    window,
 )
-from rankwise.errors import InvalidInputError, require
 
 __all__ = [
     "FP32_FILE", "INT8_FILE", "INT8_OPTIONS", "MANIFEST", "OPSET", "check_quantize", "copy_tokenizer_files",
@@ -163,19 +163,15 @@ def export_onnx(
     sample = sample_batch(hf_tok, names)
     with torch.inference_mode():
         expected = torch_model(**{k: torch.from_numpy(v) for k, v in sample.items()}).logits.float().numpy()
-    raw = out / "raw.onnx"
-    graph = export_checked(torch, torch_model, hf_tok, names, raw, sample, expected, first_token)
-    fusion = optimize_checked(raw, out / FP32_FILE, config, sample, expected) if optimize else None
-    if fusion is None or not fusion["kept"]:
-        raw.replace(out / FP32_FILE)
-    raw.unlink(missing_ok=True)
+    graph, fusion = _write_fp32_graph(torch, torch_model, config, hf_tok, names, out, sample, expected,
+                                      optimize=optimize, first_token=first_token)
     manifest: dict[str, Any] = {
         "format": EXPORT_FORMAT,
         "source": str(model),
         "revision": revision,
         "files": {"fp32": FP32_FILE},
         "inputs": names,
-        "max_length": window(config, hf_tok),
+        "max_length": resolve_max_length(None, config, getattr(hf_tok, "model_max_length", None)),
         "pad_token_id": config.pad_token_id if config.pad_token_id is not None else 0,
         "num_labels": int(config.num_labels),
         "graph": graph,
@@ -240,6 +236,20 @@ def copy_tokenizer_files(src: Path, dst: Path) -> None:
 
 
 # --- steps -----------------------------------------------------------------------------------------------------
+
+
+def _write_fp32_graph(torch: Any, model: Any, config: Any, tokenizer: Any, names: list[str], out: Path,
+                      sample: dict[str, Any], expected: Any, *, optimize: bool,
+                      first_token: bool) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """Export (steps 1-2), fuse (step 3) and check into ``out/model.onnx``; the manifest's graph and optimization
+    entries. The unfused graph is kept when fusion is off or does not reproduce torch."""
+    raw = out / "raw.onnx"
+    graph = export_checked(torch, model, tokenizer, names, raw, sample, expected, first_token)
+    fusion = optimize_checked(raw, out / FP32_FILE, config, sample, expected) if optimize else None
+    if fusion is None or not fusion["kept"]:
+        raw.replace(out / FP32_FILE)
+    raw.unlink(missing_ok=True)
+    return graph, fusion
 
 
 def _prepare_out_dir(out: Path, overwrite: bool) -> Path:

@@ -8,12 +8,11 @@ tokenizers and numpy are used::
     >>> ce.rank("what is an lstm?", ["LSTMs are recurrent networks.", "CNNs see images."]).top_k(1)  # doctest: +SKIP
 
 or give it a Hugging Face cross-encoder (hub name or folder) and it is exported once, with torch, into the on-disk
-cache (:mod:`rankwise.onnx_cache`); later constructions load the cached graph without exporting again.
+cache (:mod:`rankwise.rerankers.cross_encoder.cache`); later constructions load the cached graph without exporting again.
 """
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
@@ -21,13 +20,18 @@ from typing import Any
 
 import numpy as np
 
-from rankwise._parallel import ordered_map, resolve_workers
-from rankwise._validation import DEFAULT_FIELDS
-from rankwise.batching import Batch
+from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError, require
-from rankwise.onnx_export import FP32_FILE, INT8_FILE, check_quantize, read_manifest
-from rankwise.rerankers._cross_encoder_base import CrossEncoderEngine, relevance_logit
-from rankwise.tokenization import Overflow, load_fast_tokenizer
+from rankwise.rerankers.cross_encoder.batching import Batch
+from rankwise.rerankers.cross_encoder.engine import (
+    CrossEncoderEngine,
+    read_json,
+    relevance_logit,
+    resolve_max_length,
+)
+from rankwise.rerankers.cross_encoder.export import FP32_FILE, INT8_FILE, check_quantize, read_manifest
+from rankwise.rerankers.cross_encoder.pairs import Overflow, load_fast_tokenizer
+from rankwise.rerankers.cross_encoder.parallel import ordered_map, resolve_workers
 
 # CPU defaults measured on the SciFact benchmark (docs/onnx.md): batches of ~2,048 tokens (4-5 abstracts) keep the
 # attention scores and activations in cache; GPUs (CUDA/TensorRT providers) want large batches.
@@ -57,10 +61,10 @@ class OnnxReranker(CrossEncoderEngine):
         providers: onnxruntime execution providers (default ``["CPUExecutionProvider"]``).
         spin: let idle onnxruntime threads spin-wait (a little lower latency on an idle machine; on a shared one
             it burns CPU that others need and was slower here, hence off by default).
-        int8: overrides of :data:`rankwise.onnx_export.INT8_OPTIONS` when quantizing (advanced).
+        int8: overrides of :data:`rankwise.rerankers.cross_encoder.export.INT8_OPTIONS` when quantizing (advanced).
         batch_size, max_tokens: most pairs and most tokens (pairs x padded length) per batch; default 32 pairs and
             2,048 tokens on CPU (4-5 abstracts: cache-sized), 256 pairs on a GPU provider.
-        See :class:`~rankwise.rerankers._cross_encoder_base.CrossEncoderEngine` for ``max_length``, ``overflow``,
+        See :class:`~rankwise.rerankers.cross_encoder.engine.CrossEncoderEngine` for ``max_length``, ``overflow``,
         ``stride``, ``normalize`` and ``fields``.
 
     Example:
@@ -105,9 +109,7 @@ class OnnxReranker(CrossEncoderEngine):
         self.session = _make_session(self.model_path, max(1, self.threads // self.workers), providers, spin)
         self._inputs = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in self.session.get_inputs()}
         self._output = self.session.get_outputs()[0].name
-        meta = _model_meta(folder)
-        if max_length is None:
-            max_length = meta["max_length"]
+        max_length, pad_id = _max_length_and_pad(folder, max_length)
         on_gpu = any(p.startswith(("CUDA", "Tensorrt", "ROCM")) for p in self.session.get_providers())
         if batch_size is None:
             batch_size = GPU_BATCH_SIZE if on_gpu else DEFAULT_BATCH_SIZE
@@ -123,7 +125,7 @@ class OnnxReranker(CrossEncoderEngine):
             max_tokens=max_tokens,
             normalize=normalize,
             fields=fields,
-            pad_id=meta["pad_token_id"],
+            pad_id=pad_id,
         )
 
     @property
@@ -131,7 +133,8 @@ class OnnxReranker(CrossEncoderEngine):
         """The graph's inputs (``token_type_ids`` only for models that use segment ids)."""
         return list(self._inputs)
 
-    def _run(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+    def _run_session(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
+        """``(rows, relevance logits)`` of one padded batch: one onnxruntime ``InferenceSession.run``."""
         arrays = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
                   "token_type_ids": batch.token_type_ids}
         feed = {k: arrays[k].astype(dtype, copy=False) for k, dtype in self._inputs.items()}
@@ -140,7 +143,7 @@ class OnnxReranker(CrossEncoderEngine):
 
     def _forward(self, batches: Iterator[Batch]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
         # InferenceSession.run is thread-safe: the workers share one session, each run on its own threads.
-        return ordered_map(self._run, batches, self.workers, name="rankwise-onnx")
+        return ordered_map(self._run_session, batches, self.workers, name="rankwise-onnx")
 
 
 def resolve_folder(
@@ -159,20 +162,20 @@ def resolve_folder(
         if _onnx_files(path):
             return path
         if (path / "config.json").is_file():
-            from rankwise.onnx_cache import cached_onnx_folder
+            from rankwise.rerankers.cross_encoder.cache import cached_onnx_folder
 
             return cached_onnx_folder(path, quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
                                       trust_remote_code=trust_remote_code)
         raise InvalidInputError(
             f"folder {str(model)!r} holds neither an ONNX model (model.onnx, model_int8.onnx, onnx/model.onnx) nor a "
-            "Hugging Face model (config.json). Export one with rankwise.onnx_export.export_onnx(...)."
+            "Hugging Face model (config.json). Export one with rankwise.rerankers.cross_encoder.export.export_onnx(...)."
         )
     if _looks_like_path(str(model)):
         raise InvalidInputError(
             f"no such folder: {str(model)!r}. Give an exported ONNX folder, a Hugging Face model folder, or a hub name "
             "such as 'cross-encoder/ms-marco-MiniLM-L-6-v2'."
         )
-    from rankwise.onnx_cache import cached_onnx_folder
+    from rankwise.rerankers.cross_encoder.cache import cached_onnx_folder
 
     return cached_onnx_folder(str(model), quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
                               revision=revision, trust_remote_code=trust_remote_code)
@@ -198,7 +201,7 @@ def pick_model_file(
             return base / INT8_FILE
         if not (base / FP32_FILE).is_file():
             raise InvalidInputError(f"{str(folder)!r} has no {FP32_FILE} to quantize.")
-        from rankwise.onnx_cache import cached_int8_folder
+        from rankwise.rerankers.cross_encoder.cache import cached_int8_folder
 
         return cached_int8_folder(base, cache_dir=cache_dir, int8=int8) / INT8_FILE
     if (base / FP32_FILE).is_file():
@@ -220,23 +223,17 @@ def _make_session(path: Path, threads: int, providers: Sequence[str] | None, spi
     return ort.InferenceSession(str(path), opts, providers=list(providers or ["CPUExecutionProvider"]))
 
 
-def _model_meta(folder: Path) -> dict[str, int]:
-    """Window and pad id from the manifest, else from ``config.json`` / ``tokenizer_config.json``."""
+def _max_length_and_pad(folder: Path, requested: int | None) -> tuple[int, int]:
+    """``(max_length, pad id)``: the requested length checked against ``config.json``, else the one the export
+    recorded in its manifest, else the model's default from ``config.json`` / ``tokenizer_config.json``."""
     manifest = read_manifest(folder)
+    config = read_json(folder / "config.json")
     if "max_length" in manifest:
-        return {"max_length": int(manifest["max_length"]), "pad_token_id": int(manifest.get("pad_token_id", 0))}
-    config = _json(folder / "config.json")
-    tok_max = _json(folder / "tokenizer_config.json").get("model_max_length")
-    limit = int(tok_max) if isinstance(tok_max, (int, float)) and tok_max < 100_000 else None
-    if limit is None:
-        offset = 2 if config.get("model_type") in ("roberta", "xlm-roberta", "camembert") else 0
-        limit = int(config.get("max_position_embeddings", 512)) - offset
+        pad = int(manifest.get("pad_token_id", 0))
+        return resolve_max_length(requested, config) if requested is not None else int(manifest["max_length"]), pad
+    tokenizer_max = read_json(folder / "tokenizer_config.json").get("model_max_length")
     pad = config.get("pad_token_id")
-    return {"max_length": min(512, limit), "pad_token_id": int(pad) if pad is not None else 0}
-
-
-def _json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+    return resolve_max_length(requested, config, tokenizer_max), int(pad) if pad is not None else 0
 
 
 def _onnx_files(folder: Path) -> list[Path]:

@@ -8,19 +8,22 @@ The hot path avoids tokenizing each pair as a string pair. Instead:
   ``<s> q </s></s> d </s>`` for XLM-R), read once from the tokenizer's post-processor, so any Hugging Face
   tokenizer works without per-model code;
 * a document that does not fit next to the query is split into overlapping passages (max-passage scoring), or cut,
-  when the caller asked for truncation. The query itself is never cut below half the window.
+  when the caller asked for truncation. The query itself is never cut below half of ``max_length``.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 
 from rankwise._cache import MB, BoundedLRU, check_bound
 from rankwise.errors import InvalidInputError, require
+
+if TYPE_CHECKING:
+    from tokenizers import Tokenizer
 
 Overflow = Literal["chunk", "truncate"]
 
@@ -28,7 +31,7 @@ TOKEN_CACHE_BYTES = 64 * MB
 """Default bound of a :class:`PairEncoder`'s token-id cache: 16 M int32 ids (~4,000 abstracts, or thirty 2 MB texts)."""
 
 
-def load_fast_tokenizer(model_dir: str | Path):  # noqa: ANN201 - tokenizers.Tokenizer
+def load_fast_tokenizer(model_dir: str | Path) -> Tokenizer:
     """A ``tokenizers.Tokenizer`` for a model folder, with its own truncation and padding switched off.
 
     Some ``tokenizer.json`` files ship with truncation and fixed padding enabled (all-MiniLM-L6-v2 cuts at 128), which
@@ -61,7 +64,7 @@ class PairTemplate:
         return len(self.prefix) + len(self.middle) + len(self.suffix)
 
     @classmethod
-    def from_tokenizer(cls, tokenizer) -> PairTemplate:  # noqa: ANN001
+    def from_tokenizer(cls, tokenizer: Tokenizer) -> PairTemplate:
         pair = tokenizer.encode("query", "document", add_special_tokens=True)
         ids, seq, types = np.asarray(pair.ids), pair.sequence_ids, pair.type_ids
         first = [i for i, s in enumerate(seq) if s == 0]
@@ -101,7 +104,7 @@ class PairEncoder:
 
     def __init__(
         self,
-        tokenizer,  # noqa: ANN001
+        tokenizer: Tokenizer,
         max_length: int = 512,
         overflow: Overflow = "chunk",
         stride: int | None = None,
@@ -121,7 +124,8 @@ class PairEncoder:
         self.max_query_tokens = (max_length - self.template.n_special) // 2
         if not 0 <= stride < self.max_query_tokens:
             raise InvalidInputError(
-                f"stride={stride} must be >= 0 and below {self.max_query_tokens} (half the document window)."
+                f"stride={stride} must be >= 0 and below {self.max_query_tokens} (half of max_length={max_length}, "
+                "less the special tokens)."
             )
         self.cache_size = check_bound("cache_size", cache_size)
         self.cache_bytes = check_bound("cache_bytes", cache_bytes)
@@ -151,18 +155,18 @@ class PairEncoder:
         q = self._tokenize([query])[0][: self.max_query_tokens]
         head = np.concatenate([t.prefix, q, t.middle])
         head_types = np.full(len(head), t.type_a, dtype=np.int64)
-        window = self.max_length - len(head) - len(t.suffix)
-        step = window - self.stride
+        passage_tokens = self.max_length - len(head) - len(t.suffix)  # document tokens that fit next to this query
+        step = passage_tokens - self.stride
         ids_out: list[np.ndarray] = []
         types_out: list[np.ndarray] = []
         owners: list[int] = []
         for owner, d in enumerate(self.document_ids(texts)):
-            if len(d) <= window or self.overflow == "truncate":
+            if len(d) <= passage_tokens or self.overflow == "truncate":
                 starts = [0]
             else:
-                starts = list(range(0, len(d) - window + step, step))
+                starts = list(range(0, len(d) - passage_tokens + step, step))
             for s in starts:
-                piece = d[s : s + window]
+                piece = d[s : s + passage_tokens]
                 tail = np.concatenate([piece, t.suffix])
                 ids_out.append(np.concatenate([head, tail]))
                 types_out.append(np.concatenate([head_types, np.full(len(tail), t.type_b, dtype=np.int64)]))

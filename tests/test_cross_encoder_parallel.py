@@ -1,9 +1,11 @@
+"""Batches side by side (rankwise.rerankers.cross_encoder.parallel): order kept, bounded, no thread state leaks."""
+
 import threading
 import time
 
 import pytest
 
-from rankwise._parallel import ordered_map
+from rankwise.rerankers.cross_encoder.parallel import ordered_map
 
 
 def test_results_come_back_in_input_order_even_when_later_items_finish_first():

@@ -1,12 +1,11 @@
-from collections.abc import Iterator
+"""The torch cross-encoder (rankwise.rerankers.cross_encoder.torch): scores equal sentence-transformers', batches and
+workers never change them, options are checked."""
 
 import numpy as np
 import pytest
 
 import rankwise
 from rankwise import CrossEncoderReranker, Document, InvalidInputError
-from rankwise.rerankers._cross_encoder_base import CrossEncoderEngine, relevance_logit
-from rankwise.tokenization import PairEncoder, load_fast_tokenizer
 
 
 @pytest.fixture(scope="session")
@@ -56,68 +55,6 @@ def test_load_resolves_a_local_cross_encoder_folder(tiny_cross_encoder, tiny):
     loaded = rankwise.load(str(tiny_cross_encoder), device="cpu")
     assert isinstance(loaded, CrossEncoderReranker)
     assert loaded.score("q", ["a"]) == pytest.approx(tiny.score("q", ["a"]), abs=1e-6)
-
-
-def test_two_label_heads_use_log_odds_and_others_are_refused():
-    np.testing.assert_allclose(relevance_logit(np.array([[0.0, 2.0], [1.0, 0.5]])), [2.0, -0.5])
-    with pytest.raises(InvalidInputError, match="3 output labels"):
-        relevance_logit(np.zeros((2, 3)))
-
-
-# --- long documents: chunking --------------------------------------------------------------------------------
-
-
-class KeywordEngine(CrossEncoderEngine):
-    """The real encoder, batching and aggregation, with a transparent 'model': a passage scores 1 when it holds the
-    token id of ``keyword`` in its document segment. It makes "which passage is relevant" unambiguous."""
-
-    def __init__(self, tokenizer, keyword_id, **options):
-        super().__init__(tokenizer=tokenizer, name="keyword", **options)
-        self.keyword_id = keyword_id
-        self.passages_seen = 0
-
-    def _forward(self, batches) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        for batch in batches:
-            in_doc = (batch.token_type_ids == 1) & (batch.input_ids == self.keyword_id)
-            self.passages_seen += len(batch.rows)
-            yield batch.rows, in_doc.any(axis=1).astype(np.float64)
-
-
-@pytest.fixture(scope="module")
-def tokenizer(tiny_cross_encoder):
-    return load_fast_tokenizer(tiny_cross_encoder)
-
-
-def test_relevant_sentence_at_the_end_of_a_long_document_still_wins(tokenizer):
-    keyword_id = tokenizer.encode("lstm", add_special_tokens=False).ids[0]
-    long_doc = "the weather was mild and the river was calm . " * 300 + "an lstm keeps long-term memory ."
-    assert len(tokenizer.encode(long_doc, add_special_tokens=False).ids) > 3000
-    docs = ["a short unrelated note", long_doc, "another unrelated note about rivers"]
-    chunked = KeywordEngine(tokenizer, keyword_id)
-    assert chunked.rank("what is an lstm", docs)[0].index == 1
-    assert chunked.passages_seen > 3  # the long document was split into several passages
-    truncated = KeywordEngine(tokenizer, keyword_id, overflow="truncate")
-    assert truncated.score("what is an lstm", docs) == [0.0, 0.0, 0.0]  # the end was cut away
-
-
-def test_passages_overlap_and_cover_the_whole_document(tokenizer):
-    encoder = PairEncoder(tokenizer, max_length=64, stride=8)
-    text = " ".join(f"w{i}" for i in range(400))
-    doc_ids = encoder.document_ids([text])[0]
-    pairs = encoder.encode("query", [text])
-    head = len(encoder.template.prefix) + 1 + len(encoder.template.middle)  # "query" is one token
-    pieces = [p[head:-len(encoder.template.suffix)] for p in pairs.input_ids]
-    assert all(len(p) <= 64 for p in pairs.input_ids)
-    assert np.array_equal(np.concatenate([pieces[0]] + [p[8:] for p in pieces[1:]])[: len(doc_ids)], doc_ids)
-    assert set(pairs.owners.tolist()) == {0}
-
-
-def test_a_very_long_query_keeps_room_for_the_document(tokenizer):
-    encoder = PairEncoder(tokenizer, max_length=128)
-    pairs = encoder.encode("query " * 500, ["a document"])
-    ids = pairs.input_ids[0]
-    assert len(ids) <= 128
-    assert (pairs.token_type_ids[0] == 1).sum() >= 3  # "a document" + [SEP] survived
 
 
 @pytest.mark.parametrize(

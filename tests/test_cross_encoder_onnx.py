@@ -1,4 +1,5 @@
-"""The ONNX cross-encoder: export, cache, torch agreement, int8, torch-free inference, errors.
+"""The ONNX cross-encoder (rankwise.rerankers.cross_encoder.onnx) with its export (.export, .graph) and cache (.cache):
+torch agreement, int8, torch-free inference, errors. One file: the three share the expensive exported fixtures.
 
 Models are built on the spot (random tiny BERTs, seconds); the MiniLM-shaped agreement test is ``slow``.
 """
@@ -22,9 +23,9 @@ pytest.importorskip("torch")
 
 import rankwise
 from rankwise.errors import InvalidInputError
-from rankwise.onnx_cache import cached_onnx_folder, publish
-from rankwise.onnx_export import FP32_FILE, INT8_FILE, MANIFEST, export_onnx, read_manifest
-from rankwise.rerankers.onnx import OnnxReranker
+from rankwise.rerankers.cross_encoder.cache import cached_onnx_folder, publish
+from rankwise.rerankers.cross_encoder.export import FP32_FILE, INT8_FILE, MANIFEST, export_onnx, read_manifest
+from rankwise.rerankers.cross_encoder.onnx import OnnxReranker
 from rankwise.testing import make_tiny_cross_encoder
 
 DATA = Path(os.environ.get("RANKWISE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
@@ -182,7 +183,7 @@ def test_cache_key_follows_source_and_options(tiny_model: Path, tmp_path: Path) 
 
 
 def test_default_cache_dir_follows_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    from rankwise.onnx_cache import default_cache_dir
+    from rankwise.rerankers.cross_encoder.cache import default_cache_dir
 
     monkeypatch.setenv("RANKWISE_CACHE", str(tmp_path))
     assert default_cache_dir() == tmp_path / "onnx"
@@ -205,7 +206,7 @@ def test_publish_keeps_the_first_of_two_racing_writers(tmp_path: Path) -> None:
 @pytest.mark.slow
 def test_concurrent_processes_share_one_cache_entry(tiny_model: Path, tmp_path: Path) -> None:
     code = textwrap.dedent(f"""
-        from rankwise.onnx_cache import cached_onnx_folder
+        from rankwise.rerankers.cross_encoder.cache import cached_onnx_folder
         print(cached_onnx_folder({str(tiny_model)!r}, cache_dir={str(tmp_path)!r}, quantize="int8"))
     """)
     procs = [subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True) for _ in range(2)]
@@ -229,7 +230,7 @@ def test_int8_from_an_fp32_only_folder_is_quantized_once_into_the_cache(tiny_mod
 def test_runs_without_torch(exported: Path) -> None:
     code = textwrap.dedent(f"""
         import sys
-        from rankwise.rerankers.onnx import OnnxReranker
+        from rankwise.rerankers.cross_encoder.onnx import OnnxReranker
         for quantize in (None, "int8"):
             reranker = OnnxReranker({str(exported)!r}, quantize=quantize, threads=1)
             scores = reranker.score("what is an lstm?", ["LSTMs remember.", "Bananas are yellow.", {LONG_DOC!r}])
@@ -365,3 +366,22 @@ def test_int8_can_keep_chosen_nodes_in_fp32(tiny_model: Path, tmp_path: Path) ->
     assert quantization["kept_fp32_nodes"] >= 2  # attention-output and feed-forward-output projections
     scores = OnnxReranker(folder, quantize="int8").score(QUERIES[0], DOCS)
     assert len(scores) == len(DOCS)
+
+
+def test_max_length_follows_the_one_rule_on_every_path(tiny_model: Path, tmp_path: Path) -> None:
+    """A tokenizer limit of 256 gives 256 through torch, through an export's manifest, and through a folder whose
+    manifest does not say (config.json + tokenizer_config.json); a length the model cannot read is refused."""
+    import shutil
+
+    folder = shutil.copytree(tiny_model, tmp_path / "capped")
+    tok_config = json.loads((folder / "tokenizer_config.json").read_text())
+    (folder / "tokenizer_config.json").write_text(json.dumps({**tok_config, "model_max_length": 256}))
+    exported = export_onnx(folder, tmp_path / "capped-onnx", optimize=False)
+    assert read_manifest(exported)["max_length"] == 256
+    unrecorded = shutil.copytree(exported, tmp_path / "no-manifest")
+    (unrecorded / MANIFEST).unlink()
+    torch_ce = rankwise.load(str(folder), backend="cross-encoder", device="cpu")
+    assert torch_ce.max_length == OnnxReranker(exported).max_length == OnnxReranker(unrecorded).max_length == 256
+    assert OnnxReranker(exported, max_length=512).max_length == 512  # the position table allows it
+    with pytest.raises(InvalidInputError, match="max_length=1024 is above what this model can read"):
+        OnnxReranker(exported, max_length=1024)
