@@ -24,7 +24,7 @@ Example:
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import ClassVar, Literal
 
@@ -61,6 +61,10 @@ class BiEncoderReranker(Reranker):
         overflow: ``"chunk"`` (default) scores a document longer than ``max_length`` tokens by its best overlapping
             passage; ``"truncate"`` embeds its first ``max_length`` tokens only.
         stride: tokens shared by consecutive passages when chunking (default: an eighth of the window).
+        max_tokens: most tokens in one encoding batch (texts x the longest one's tokens), besides ``batch_size``.
+            Default: 2,048 on a CPU (8 full 256-token passages: cache-sized batches encode 1.37x faster than 32
+            texts on 2 cores, hold less memory, and let a server's small request wait less for a batch to end),
+            no limit on a GPU.
     """
 
     independent_scores: ClassVar[bool] = True  # a cosine per document (its best passage): no list statistics
@@ -81,6 +85,7 @@ class BiEncoderReranker(Reranker):
         cache_bytes: int = DOCUMENT_CACHE_BYTES,
         overflow: Overflow = "chunk",
         stride: int | None = None,
+        max_tokens: int | None = None,
     ) -> None:
         st = require("sentence_transformers", "torch", "The bi-encoder re-ranker")
         from rankwise.rerankers.cross_encoder.torch import resolve_device
@@ -112,17 +117,19 @@ class BiEncoderReranker(Reranker):
         # cache_size=0 has always switched the query cache off too
         self._query_cache: BoundedLRU[np.ndarray] = BoundedLRU(QUERY_CACHE_SIZE if cache_size else 0, QUERY_CACHE_BYTES)
         self.overflow = overflow
-        self._splitter = (
-            TokenSplitter(self.model, document_prefix, stride)
-            if overflow == "chunk" and self.model.max_seq_length
-            else None
-        )
+        self._splitter = TokenSplitter(self.model, document_prefix, stride)
+        on_cpu = str(getattr(self.model, "device", "cpu")).startswith("cpu")
+        self.max_tokens = (2048 if on_cpu else None) if max_tokens is None else max_tokens
+        if self.max_tokens is not None and (
+            isinstance(self.max_tokens, bool) or not isinstance(self.max_tokens, int) or self.max_tokens < 1
+        ):
+            raise InvalidInputError(f"max_tokens must be an int >= 1 or None, got {max_tokens!r}.")
 
     def passages(self, texts: Sequence[str]) -> list[list[str]]:
         """The passages each text is scored by: ``[text]`` when it fits the window (or with
         ``overflow="truncate"``), else its overlapping token windows, as slices of the text. Vectors for
         :meth:`preload` are the :meth:`embed_documents` vectors of these passages."""
-        if self._splitter is None:
+        if self.overflow == "truncate":
             return [[t] for t in texts]
         return self._splitter.split(list(texts))
 
@@ -136,8 +143,8 @@ class BiEncoderReranker(Reranker):
     def embed_documents(self, texts: Sequence[str], *, progress: ProgressCallback | None = None) -> np.ndarray:
         """Unit-length embeddings of ``texts`` (document side), through the cache. Shape ``(len(texts), dim)``.
 
-        Each distinct text is looked up, and if missing embedded, once; missing texts are embedded ``batch_size``
-        at a time (longest first, as sentence-transformers sorts them) and cached batch by batch, with
+        Each distinct text is looked up, and if missing embedded, once; missing texts are embedded longest first,
+        ``batch_size`` at a time and at most ``max_tokens`` tokens a batch, and cached batch by batch, with
         ``progress(done, len(texts))`` after each batch (``done`` counts texts whose vector is ready). An exception
         from ``progress`` stops the call; the batches finished so far stay cached.
         """
@@ -152,8 +159,7 @@ class BiEncoderReranker(Reranker):
                 vectors[text] = cached
         missing = sorted((t for t in counts if t not in vectors), key=len, reverse=True)
         done = sum(counts[t] for t in vectors)
-        for start in range(0, len(missing), self.batch_size):
-            chunk = missing[start : start + self.batch_size]
+        for chunk in self._batches(missing):
             for text, vector in zip(chunk, self._encode([self.document_prefix + t for t in chunk])):
                 vectors[text] = vector.copy()  # owns its memory: a row view would pin the whole batch
                 self._cache.put(text, vectors[text])
@@ -163,6 +169,25 @@ class BiEncoderReranker(Reranker):
         if progress is not None and not missing:
             progress(len(texts), len(texts))
         return np.stack([vectors[t] for t in texts])
+
+    def _batches(self, texts: list[str]) -> Iterator[list[str]]:
+        """``texts`` in batches of at most ``batch_size`` texts and ``max_tokens`` padded tokens (texts x the longest
+        one's tokens)."""
+        lengths = self._splitter.lengths(texts) if self.max_tokens is not None else [0] * len(texts)
+        batch: list[str] = []
+        longest = 0
+        for text, n in zip(texts, lengths):
+            widest = max(longest, n)
+            full = len(batch) == self.batch_size or (
+                self.max_tokens is not None and (len(batch) + 1) * widest > self.max_tokens
+            )
+            if batch and full:
+                yield batch
+                batch, widest = [], n
+            batch.append(text)
+            longest = widest
+        if batch:
+            yield batch
 
     def _dimension(self) -> int | None:
         # sentence-transformers >= 6 renamed get_sentence_embedding_dimension
@@ -265,13 +290,25 @@ class TokenSplitter:
         self.tokenizer.no_padding()
         special = len(self.tokenizer.encode("", add_special_tokens=True).ids)
         prefix = len(self.tokenizer.encode(document_prefix, add_special_tokens=False).ids) if document_prefix else 0
-        self.window = int(model.max_seq_length) - special - prefix
+        self.max_length = int(model.max_seq_length or min(model.tokenizer.model_max_length, 8192))
+        self.window = self.max_length - special - prefix
         if self.window < 8:
-            raise InvalidInputError(f"max_length={model.max_seq_length} leaves {self.window} tokens for a passage.")
+            raise InvalidInputError(f"max_length={self.max_length} leaves {self.window} tokens for a passage.")
         self.stride = self.window // 8 if stride is None else stride
         if isinstance(self.stride, bool) or not isinstance(self.stride, int) or not 0 <= self.stride < self.window // 2:
             raise InvalidInputError(f"stride must be an int >= 0 and below {self.window // 2}, got {stride!r}.")
         self._spans: BoundedLRU[np.ndarray] = BoundedLRU(100_000, 16 * MB)
+        self._special, self._prefix = special, prefix
+
+    def lengths(self, texts: list[str]) -> list[int]:
+        """Tokens each text takes in the model's input (special tokens and prefix included), at most its
+        ``max_length``; a text far longer than that is not tokenized at all (it fills the window)."""
+        cap = self.max_length
+        short = [i for i, t in enumerate(texts) if len(t.encode("utf-8", "surrogatepass")) <= 4 * cap]
+        out = [cap] * len(texts)
+        for i, encoding in zip(short, self.tokenizer.encode_batch([texts[i] for i in short], add_special_tokens=False)):
+            out[i] = min(cap, len(encoding.ids) + self._special + self._prefix)
+        return out
 
     def split(self, texts: list[str]) -> list[list[str]]:
         """Each text as its passages (``[text]`` when it fits)."""
