@@ -33,6 +33,9 @@ def load_bm25s() -> ModuleType:
     return bm25s
 
 
+TOKENIZE_CHUNK = 64  # documents tokenized between two progress reports
+
+
 class BM25Reranker(Reranker):
     """Okapi BM25 (Lucene variant) scores of each candidate for the query.
 
@@ -83,10 +86,19 @@ class BM25Reranker(Reranker):
 
         Candidates with no indexable token at all (``"A"``, ``"7"``, ``"👍"``, only stop words, empty) score 0: bm25s
         cannot index a corpus without tokens, and a query token that no candidate holds adds nothing to any score,
-        so such tokens are dropped before scoring. Reports progress once, at the end.
+        so such tokens are dropped before scoring.
+
+        Documents are tokenized ``TOKENIZE_CHUNK`` at a time with ``progress`` after each chunk: tokenizing is pure
+        Python work, so a caller (a server's worker between requests) can stop or pause between chunks.
         """
         query_tokens = self.tokenize([query])[0]
-        corpus = self.tokenize([document_text(d, self.fields) for d in documents]) if query_tokens else []
+        corpus: list[list[str]] = []
+        if query_tokens:
+            texts = [document_text(d, self.fields) for d in documents]
+            for start in range(0, len(texts), TOKENIZE_CHUNK):
+                corpus.extend(self.tokenize(texts[start : start + TOKENIZE_CHUNK]))
+                if progress is not None and len(corpus) < len(texts):
+                    progress(len(corpus), len(texts))
         vocabulary = {token for tokens in corpus for token in tokens}
         query_tokens = [t for t in query_tokens if t in vocabulary]
         if query_tokens:
