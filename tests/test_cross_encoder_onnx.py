@@ -53,15 +53,7 @@ def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     At the default init its scores hardly depend on the input (they spread over ~1e-5), so "agrees within 1e-3"
     would hold for any graph; with std 0.3 they spread over ~1, and the agreement tests mean something.
     """
-    import torch
-    import transformers
-
-    folder = make_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce") / "model")
-    config = transformers.BertConfig.from_pretrained(folder)
-    config.initializer_range = 0.3
-    torch.manual_seed(0)
-    transformers.BertForSequenceClassification(config).save_pretrained(folder)
-    return folder
+    return make_tiny_cross_encoder(tmp_path_factory.mktemp("tiny-ce") / "model", initializer_range=0.3)
 
 
 @pytest.fixture(scope="session")

@@ -27,8 +27,13 @@ def _copy_tokenizer(dest: Path) -> None:
             shutil.copy(src / name, dest / name)
 
 
-def make_tiny_cross_encoder(dest: str | Path, *, seed: int = 0, layers: int = 2, hidden: int = 32) -> Path:
-    """Save a random-weight ``BertForSequenceClassification`` (one logit) and its tokenizer under ``dest``."""
+def make_tiny_cross_encoder(
+    dest: str | Path, *, seed: int = 0, layers: int = 2, hidden: int = 32, initializer_range: float = 0.02
+) -> Path:
+    """Save a random-weight ``BertForSequenceClassification`` (one logit) and its tokenizer under ``dest``.
+
+    ``initializer_range=0.3`` gives "sharp" weights: scores spread widely, so rankings are far from ties (tests that
+    compare orderings across backends or through a server want that)."""
     torch = require("torch", "torch", "Building a test cross-encoder")
     transformers = require("transformers", "torch", "Building a test cross-encoder")
     dest = Path(dest)
@@ -36,7 +41,7 @@ def make_tiny_cross_encoder(dest: str | Path, *, seed: int = 0, layers: int = 2,
     torch.manual_seed(seed)
     config = transformers.BertConfig(
         vocab_size=30522, hidden_size=hidden, num_hidden_layers=layers, num_attention_heads=4,
-        intermediate_size=hidden * 4, max_position_embeddings=512, num_labels=1,
+        intermediate_size=hidden * 4, max_position_embeddings=512, num_labels=1, initializer_range=initializer_range,
     )
     transformers.BertForSequenceClassification(config).save_pretrained(dest)
     _copy_tokenizer(dest)

@@ -17,17 +17,9 @@ from rankwise.rerankers.cross_encoder import CrossEncoderReranker
 def sharp_cross_encoder(tmp_path_factory) -> Path:  # noqa: ANN001
     """A tiny random BERT cross-encoder whose weights are drawn wide (std 0.3, not 0.02), so that its scores differ
     clearly between documents (a default-initialised one scores everything within ~1e-5)."""
-    import torch
-    import transformers
-
     from rankwise.testing import make_tiny_cross_encoder
 
-    path = make_tiny_cross_encoder(tmp_path_factory.mktemp("server-models") / "sharp-ce")
-    config = transformers.BertConfig.from_pretrained(path)
-    config.initializer_range = 0.3
-    torch.manual_seed(0)
-    transformers.BertForSequenceClassification(config).save_pretrained(path)
-    return path
+    return make_tiny_cross_encoder(tmp_path_factory.mktemp("server-models") / "sharp-ce", initializer_range=0.3)
 
 
 @pytest.fixture(scope="session")
