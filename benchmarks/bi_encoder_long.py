@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import machine_info  # noqa: E402
+from throughput import code_version, machine_info  # noqa: E402
 
 DATA = Path(os.environ.get("RANKWISE_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results" / "bi_encoder_long.json"
@@ -85,8 +85,8 @@ def run_dataset(name: str, split: str, bi: Any, bm25: Any, max_queries: int | No
     seconds = time.monotonic() - began
     ndcg = {}
     for label, run in {"bm25": {q: first[q] for q in queries}, **runs}.items():
-        per_query = evaluate_run(run, {q: dataset.qrels[q] for q in queries}, ["ndcg_cut_10"])
-        ndcg[label] = round(mean_scores(per_query)["ndcg_cut_10"], 4)
+        per_query = evaluate_run(run, {q: dataset.qrels[q] for q in queries}, ["ndcg@10"])
+        ndcg[label] = round(mean_scores(per_query)["ndcg@10"], 4)
     return {
         "split": split, "queries": len(queries), "candidates": total_docs, "longer_than_window": long_docs,
         "share_longer": round(long_docs / max(total_docs, 1), 3), "passages": passages, "ndcg@10": ndcg,
@@ -114,7 +114,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     bi = rankwise.load("minilm-bi-encoder", device="cpu", cache_size=2_000_000, cache_bytes=4 << 30)
     bm25 = rankwise.load("bm25")
-    report: dict[str, Any] = {"machine": machine_info("cpu"), "window_tokens": bi._splitter.window,
+    report: dict[str, Any] = {"machine": machine_info("cpu"), "code": code_version(), "window_tokens": bi._splitter.window,
                               "stride_tokens": bi._splitter.stride, "datasets": {}}
     for item in args.datasets.split(","):
         name, _, split = item.partition(":")

@@ -39,7 +39,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _nasty import random_body, random_documents, random_file, random_text
 from _server_probe import isolation, memory_growth, started_server
-from throughput import machine_info
+from throughput import code_version, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "robustness.json"
@@ -211,7 +211,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args(argv)
 
-    report: dict[str, Any] = {"machine": machine_info("cpu"), "seed": args.seed, "load_average_start": os.getloadavg()}
+    report: dict[str, Any] = {"machine": machine_info("cpu"), "code": code_version(), "seed": args.seed,
+                              "load_average_start": os.getloadavg()}
     began = time.monotonic()
     report["library"] = library_cases(args.cases, args.seed)
     report["cli"] = cli_cases(args.cases, args.seed + 1)

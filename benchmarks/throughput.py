@@ -199,6 +199,17 @@ def agreement(ref: list[np.ndarray], other: list[np.ndarray]) -> dict[str, float
             "top10_overlap_mean": float(np.mean(overlaps)), "max_abs_diff": float(np.max(diffs))}
 
 
+def code_version() -> str:
+    """The rankwise commit measured (``git describe``; "unknown" outside a checkout), "+dirty" with local changes."""
+    import subprocess
+
+    try:
+        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
+                              capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+
+
 def machine_info(device: str) -> dict[str, Any]:
     import importlib.metadata as md
 
