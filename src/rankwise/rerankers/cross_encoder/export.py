@@ -165,27 +165,34 @@ def export_onnx(
         expected = torch_model(**{k: torch.from_numpy(v) for k, v in sample.items()}).logits.float().numpy()
     graph, fusion = _write_fp32_graph(torch, torch_model, config, hf_tok, names, out, sample, expected,
                                       optimize=optimize, first_token=first_token)
-    manifest: dict[str, Any] = {
-        "format": EXPORT_FORMAT,
-        "source": str(model),
-        "revision": revision,
-        "files": {"fp32": FP32_FILE},
-        "inputs": names,
-        "max_length": resolve_max_length(None, config, getattr(hf_tok, "model_max_length", None)),
-        "pad_token_id": config.pad_token_id if config.pad_token_id is not None else 0,
-        "num_labels": int(config.num_labels),
-        "graph": graph,
-        "optimization": fusion,
-        "check": {"max_abs_diff_fp32": max_diff(out / FP32_FILE, sample, expected), "pairs": len(expected)},
-        "versions": library_versions(),
-        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
-    }
+    manifest = _manifest(str(model), revision, config, hf_tok, names, graph, fusion)
+    manifest["check"] = {"max_abs_diff_fp32": max_diff(out / FP32_FILE, sample, expected), "pairs": len(expected)}
     if quantize == "int8":
         manifest["quantization"] = quantize_int8(out / FP32_FILE, out / INT8_FILE, opts)
         manifest["files"]["int8"] = INT8_FILE
         manifest["check"]["max_abs_diff_int8"] = max_diff(out / INT8_FILE, sample, expected)
     write_manifest(out, manifest)
     return out
+
+
+def _manifest(
+    source: str, revision: str | None, config: Any, tokenizer: Any, names: list[str], graph: Any, fusion: Any
+) -> dict[str, Any]:
+    """What ``rankwise_onnx.json`` says of an export (the accuracy checks are added by the caller)."""
+    return {
+        "format": EXPORT_FORMAT,
+        "source": source,
+        "revision": revision,
+        "files": {"fp32": FP32_FILE},
+        "inputs": names,
+        "max_length": resolve_max_length(None, config, getattr(tokenizer, "model_max_length", None)),
+        "pad_token_id": config.pad_token_id if config.pad_token_id is not None else 0,
+        "num_labels": int(config.num_labels),
+        "graph": graph,
+        "optimization": fusion,
+        "versions": library_versions(),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
 
 
 def quantize_int8(src: Path, dst: Path, options: Mapping[str, Any] | None = None) -> dict[str, Any]:
