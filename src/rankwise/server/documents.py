@@ -21,7 +21,7 @@ import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
-from rankwise.documents import document_text, field_text, to_document
+from rankwise.documents import document_text, field_text, model_text, to_document
 from rankwise.errors import InvalidInputError
 from rankwise.rerankers.base import Reranker, TokenWindow
 from rankwise.types import Document
@@ -232,7 +232,9 @@ class Truncator:
         if self.token_window is None:
             query_words = len(_WORD.findall(query))
             return sum(query_words + len(_WORD.findall(t)) for t in texts)
-        lengths = [len(ids) for ids in self.token_window.token_ids([tokenizable(t) for t in texts])]
+        # model_text, as the model read them: the engine's cache keys, so the ids scored a moment ago are reused
+        # (tokenizable() keeps a surrogate pair as two U+FFFD, a key the cache never saw)
+        lengths = [len(ids) for ids in self.token_window.token_ids([model_text(t) for t in texts])]
         return self._query_tokens(query) * len(lengths) + sum(lengths)
 
     def cut(self, texts: Sequence[str], max_tokens: int, *, left: bool = False) -> tuple[list[str], int]:
