@@ -1,4 +1,5 @@
-"""Cross-encoder throughput: sentence-transformers (reference) vs rankwise torch, ONNX fp32 and ONNX int8.
+"""Cross-encoder throughput: sentence-transformers (reference) vs rankwise torch, ONNX (fp32, dynamic and static
+int8) and OpenVINO (fp32, bf16, int8).
 
 Model: a cross-encoder of exactly ms-marco-MiniLM-L-6-v2's shape (rankwise.testing.make_minilm_shaped_cross_encoder;
 untrained head, so only speed and agreement between backends mean something, never ranking quality).
@@ -10,7 +11,15 @@ noisy machine.
 For fairness every backend truncates at 512 tokens like the reference (``overflow="truncate"``); the default
 chunking mode (max-passage over overlapping 512-token windows) is reported separately because it scores more tokens.
 
+Calibrated int8 (``onnx_int8_static``, ``openvino_int8``) is calibrated on SciFact *train* queries x their BM25
+candidates (:func:`calibration_pairs`: 300 pairs, 30 queries x 10 candidates, half from the top 5, half drawn from
+ranks 6-100), never on the test queries measured. Exports are cached under ``benchmarks/.cache``.
+
+The model's head is untrained: agreement figures are between backends on the MiniLM-shaped model (no trained
+cross-encoder exists in this project yet), and a trained model's wider score spread should agree at least as well.
+
     python benchmarks/throughput.py                        # CPU, 1,000 pairs -> benchmarks/results/throughput.json
+    python benchmarks/throughput.py --quick                # 300 pairs, to prove it runs (-> throughput_quick.json)
     python benchmarks/throughput.py --configs reference,onnx_int8 --pairs 300 --out /tmp/t.json
     python benchmarks/throughput.py --device cuda           # 5,000 pairs, torch bf16 -> throughput_cuda.json
 """
@@ -33,7 +42,13 @@ ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RANKWISE_DATA", ROOT / ".." / "shared" / "data")).resolve()
 CACHE = ROOT / "benchmarks" / ".cache"
 RESULTS = ROOT / "benchmarks" / "results"
-CPU_CONFIGS = ("reference", "torch_fp32", "onnx_fp32", "onnx_int8", "onnx_int8_chunk")
+CPU_CONFIGS = ("reference", "torch_fp32", "onnx_fp32", "onnx_int8", "onnx_int8_chunk", "onnx_int8_static",
+               "openvino_fp32", "openvino_bf16", "openvino_int8")
+OTHER_CONFIGS = ("torch_bf16", "openvino_int8_bf16", "openvino_int8_default_calibration")  # on request (--configs)
+QUICK_PAIRS = 300
+AGREEMENT_NOTE = ("agreement (Spearman, top-10 overlap, max abs diff) is against the sentence-transformers fp32 "
+                  "reference on the MiniLM-shaped model with an untrained head: no trained cross-encoder exists in "
+                  "this project yet; rerun on one when the learning-to-rank issue has produced it")
 CUDA_CONFIGS = ("reference", "torch_bf16", "torch_fp32", "torch_bf16_groups")
 # "<config>_groups": all queries in one score_groups() call (how the server's dynamic batcher feeds a GPU), timed
 # after the interleaved per-query rounds.
@@ -68,6 +83,39 @@ def load_pairs(n_pairs: int, per_query: int = 100, data: Path = DATA) -> list[Gr
     return groups
 
 
+def calibration_pairs(n_queries: int = 30, per_query: int = 10, data: Path = DATA) -> list[tuple[str, str]]:
+    """SciFact *train* queries x BM25 candidates from the corpus, for static int8 calibration (never test queries).
+
+    Each query contributes its top ``per_query // 2`` candidates and as many drawn (seeded) from ranks
+    ``per_query // 2 + 1`` to 100, so calibration sees relevant and irrelevant pairs as a re-ranker does.
+    """
+    import random
+
+    import bm25s
+    import Stemmer
+
+    from rankwise.documents import document_text
+    from rankwise.types import Document
+
+    folder = data / "scifact"
+    corpus = [json.loads(line) for line in (folder / "corpus.jsonl").open()]
+    queries = {q["_id"]: q["text"] for q in map(json.loads, (folder / "queries.jsonl").open())}
+    with (folder / "qrels" / "train.tsv").open() as f:
+        qids = list(dict.fromkeys(r[0] for r in list(csv.reader(f, delimiter="\t"))[1:]))[:n_queries]
+    stemmer = Stemmer.Stemmer("english")
+    texts = [document_text(Document(text=d["text"], title=d.get("title") or None)) for d in corpus]
+    retriever = bm25s.BM25(k1=0.9, b=0.4)
+    retriever.index(bm25s.tokenize(texts, stopwords="en", stemmer=stemmer, show_progress=False), show_progress=False)
+    tokens = bm25s.tokenize([queries[q] for q in qids], stopwords="en", stemmer=stemmer, show_progress=False)
+    hits, _ = retriever.retrieve(tokens, k=100, show_progress=False)
+    rng, top = random.Random(0), per_query // 2
+    pairs = []
+    for qid, row in zip(qids, hits):
+        picks = list(row[:top]) + rng.sample(list(row[top:]), per_query - top)
+        pairs.extend((queries[qid], texts[i]) for i in picks)
+    return pairs
+
+
 def model_folder() -> Path:
     from rankwise.testing import make_minilm_shaped_cross_encoder
 
@@ -100,6 +148,8 @@ def rankwise_scorer(backend: str, folder: Path, grouped: bool = False, **options
 
 def build(config: str, folder: Path, device: str, threads: int) -> Callable:
     onnx_cache = CACHE / "onnx"
+    if config.startswith("openvino_"):
+        return openvino_scorer(config, folder, threads)
     if config.endswith("_groups"):
         base = config.removesuffix("_groups")
         if not base.startswith("torch_"):
@@ -112,11 +162,26 @@ def build(config: str, folder: Path, device: str, threads: int) -> Callable:
         return rankwise_scorer("cross-encoder", folder, device=device, dtype=config.split("_")[1],
                                overflow="truncate", max_length=512)
     if config.startswith("onnx_"):
-        quantize = "int8" if "int8" in config else None
+        quantize = "int8-static" if config.endswith("_static") else "int8" if "int8" in config else None
         overflow = "chunk" if config.endswith("_chunk") else "truncate"
+        extra = {"calibration": calibration_pairs()} if quantize == "int8-static" else {}
         return rankwise_scorer("onnx", folder, quantize=quantize, overflow=overflow, max_length=512,
-                               cache_dir=onnx_cache, threads=threads)
-    raise SystemExit(f"unknown config {config!r}; choose from {', '.join(CPU_CONFIGS + CUDA_CONFIGS)}")
+                               cache_dir=onnx_cache, threads=threads, **extra)
+    raise SystemExit(f"unknown config {config!r}; choose from {', '.join(CPU_CONFIGS + OTHER_CONFIGS + CUDA_CONFIGS)}")
+
+
+def openvino_scorer(config: str, folder: Path, threads: int) -> Callable:
+    """``openvino_fp32`` / ``_bf16`` (fp32 IR computed in bf16) / ``_int8`` (NNCF, SciFact-train calibration) /
+    ``_int8_bf16`` / ``_int8_default_calibration`` (the built-in general pairs)."""
+    options: dict[str, Any] = {"precision": "bf16" if config.endswith("_bf16") else "f32"}
+    if "_int8" in config:
+        options["quantize"] = "int8"
+        if not config.endswith("_default_calibration"):
+            options["calibration"] = calibration_pairs()
+    elif config not in ("openvino_fp32", "openvino_bf16"):
+        raise SystemExit(f"unknown config {config!r}; choose from {', '.join(CPU_CONFIGS + OTHER_CONFIGS)}")
+    return rankwise_scorer("openvino", folder, overflow="truncate", max_length=512, cache_dir=CACHE / "openvino",
+                           threads=threads, **options)
 
 
 # --- measuring -----------------------------------------------------------------------------------------------------
@@ -211,17 +276,15 @@ def code_version() -> str:
 
 
 def machine_info(device: str) -> dict[str, Any]:
+    """The machine a figure came from: CPU model, cores, the ISA features that decide CPU inference speed (AVX2,
+    AVX-512, VNNI, AMX, and whether the kernel lets processes use AMX), and the versions of what was measured."""
     import importlib.metadata as md
 
     info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
                             "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0))}
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-        info["cpu_model"] = next(x.split(":", 1)[1].strip() for x in flags.splitlines() if x.startswith("model name"))
-        info["cpu_isa"] = sorted({f for f in flags.split() if f.startswith(("avx", "amx")) or "vnni" in f})
-    except (OSError, StopIteration):
-        pass
-    for pkg in ("onnxruntime", "onnx", "torch", "transformers", "sentence-transformers", "tokenizers"):
+    info.update(cpu_features())
+    for pkg in ("onnxruntime", "onnx", "openvino", "nncf", "torch", "transformers", "sentence-transformers",
+                "tokenizers"):
         try:
             info[pkg] = md.version(pkg)
         except md.PackageNotFoundError:
@@ -233,20 +296,71 @@ def machine_info(device: str) -> dict[str, Any]:
     return info
 
 
+def cpu_features() -> dict[str, Any]:
+    """CPU model, physical cores and ISA flags from ``/proc/cpuinfo`` (Linux; empty elsewhere), with a summary:
+    ``avx2``, ``avx512`` (foundation), ``vnni`` (AVX-512 or AVX VNNI int8 dot products), ``amx`` (AMX int8/bf16
+    tiles advertised) and ``amx_kernel`` (the kernel supports AMX tile state, so a process may enable it)."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return {}
+    fields = [dict(x.split(":", 1) for x in block.splitlines() if ":" in x) for block in text.strip().split("\n\n")]
+    fields = [{k.strip(): v.strip() for k, v in block.items()} for block in fields]
+    flags = set(fields[0].get("flags", "").split()) if fields else set()
+    cores = {(b.get("physical id"), b.get("core id")) for b in fields if "core id" in b}
+    return {
+        "cpu_model": fields[0].get("model name", "unknown") if fields else "unknown",
+        "physical_cores": len(cores) or None,
+        "cpu_isa": sorted(f for f in flags if f.startswith(("avx", "amx")) or "vnni" in f),
+        "isa_summary": {"avx2": "avx2" in flags, "avx512": "avx512f" in flags,
+                        "vnni": bool({"avx512_vnni", "avx_vnni"} & flags),
+                        "amx": bool({"amx_int8", "amx_bf16"} & flags), "amx_kernel": _amx_kernel_support()},
+    }
+
+
+def _amx_kernel_support() -> bool | None:
+    """Whether the kernel supports AMX tile data (``arch_prctl(ARCH_GET_XCOMP_SUPP)`` bit 18, read-only).
+
+    Linux >= 5.16 makes each process request AMX (``ARCH_REQ_XCOMP_PERM``) before its first tile instruction, or
+    it dies with SIGILL; oneDNN (OpenVINO, torch) and onnxruntime's MLAS request it themselves. None: not Linux x86.
+    """
+    import ctypes
+    import ctypes.util
+
+    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
+        return None
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
+        mask = ctypes.c_ulong(0)
+        if libc.syscall(158, 0x1021, ctypes.byref(mask)) != 0:  # SYS_arch_prctl, ARCH_GET_XCOMP_SUPP
+            return False
+    except (OSError, AttributeError):
+        return None
+    return bool(mask.value & (1 << 18))  # XFEATURE_XTILEDATA
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--pairs", type=int, default=None, help="pairs to score (default 1,000 CPU, 5,000 CUDA)")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--configs", default=None, help=f"comma list (CPU default: {','.join(CPU_CONFIGS)})")
+    parser.add_argument("--configs", default=None, help=f"comma list (CPU default: {','.join(CPU_CONFIGS)}; "
+                        f"also: {','.join(OTHER_CONFIGS)})")
+    parser.add_argument("--quick", action="store_true", help=f"{QUICK_PAIRS} pairs, to prove it runs (provisional)")
+    parser.add_argument("--max-isa", default=None, metavar="ISA",
+                        help="cap oneDNN's instruction set (ONEDNN_MAX_CPU_ISA, e.g. AVX512_CORE_VNNI: no AMX; AVX2) "
+                             "to read an AMX machine as a VNNI or AVX2 one; OpenVINO and torch's oneDNN kernels obey "
+                             "it, onnxruntime's MLAS does not (recorded in the JSON)")
     parser.add_argument("--threads", type=int, default=None, help="onnxruntime/torch threads (default: all CPUs)")
     parser.add_argument("--out", type=Path, default=None, help="JSON path (default benchmarks/results/...)")
     args = parser.parse_args(argv)
     cuda = args.device.startswith("cuda")
-    n_pairs = args.pairs or (5000 if cuda else 1000)
+    n_pairs = args.pairs or (QUICK_PAIRS if args.quick else 5000 if cuda else 1000)
     configs = args.configs.split(",") if args.configs else list(CUDA_CONFIGS if cuda else CPU_CONFIGS)
     if configs[0] != "reference":
         configs.insert(0, "reference")
     threads = args.threads or len(os.sched_getaffinity(0))
+    if args.max_isa:  # before torch / openvino load oneDNN: it reads the variable once
+        os.environ["ONEDNN_MAX_CPU_ISA"] = args.max_isa
     import torch
 
     torch.set_num_threads(threads)
@@ -257,10 +371,13 @@ def main(argv: list[str] | None = None) -> int:
         "benchmark": "throughput", "device": args.device, "pairs": n_pairs, "queries": len(groups),
         "dataset": "scifact test queries x BM25 top-100 (bm25s k1=0.9 b=0.4, stemmed, title+text)",
         "model": "ms-marco-MiniLM-L-6-v2-shaped cross-encoder (untrained head)", "max_length": 512,
+        "agreement_note": AGREEMENT_NOTE, "quick": bool(args.quick), "code_version": code_version(),
+        "calibration": ("static int8 configs: SciFact train queries x BM25 candidates, 30 queries x 10 (top 5 + 5 "
+                        "drawn from ranks 6-100), disjoint from the test queries measured"),
         "threads": threads, "load_before": os.getloadavg(),
         "timing": ("configs interleaved query by query (rotating order) in one process; seconds = wall clock, "
                    "cpu_seconds = process CPU time (all threads) while that config ran"),
-        "machine": machine_info(args.device), "configs": {},
+        "machine": machine_info(args.device), "max_isa": os.environ.get("ONEDNN_MAX_CPU_ISA"), "configs": {},
     }
     per_query = [c for c in configs if not c.endswith("_groups")]
     scorers = {config: build(config, folder, args.device, threads) for config in per_query}
@@ -271,7 +388,8 @@ def main(argv: list[str] | None = None) -> int:
     for config in configs:
         result["configs"][config] = summarize(config, scores, seconds, cpu, n_pairs, folder, groups)
     result["load_after"] = os.getloadavg()
-    out = args.out or RESULTS / ("throughput_cuda.json" if cuda else "throughput.json")
+    out = args.out or RESULTS / ("throughput_cuda.json" if cuda else
+                                 "throughput_quick.json" if args.quick else "throughput.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2) + "\n")
     print(json.dumps(result, indent=2))

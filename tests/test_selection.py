@@ -75,22 +75,56 @@ def test_a_reranker_as_reward_model_picks_the_plainly_right_answer():
     assert helpful.best.criteria["helpfulness"].judge == "reranker:bm25"
 
 
-def test_correctness_without_reference_is_agreement_among_candidates():
+def test_agreement_is_its_own_criterion_and_correctness_without_reference_asks_the_judge():
     answers = [
         "Paris is the capital of France.",
         "The capital of France is Paris.",
         "Paris, the capital of France.",
         "Berlin is the capital of Germany.",
     ]
-    result = select("Capital of France?", answers, criteria=["correctness"], judge="token-f1")
+    result = select("Capital of France?", answers, criteria=["agreement"], judge="token-f1")
     assert result.candidates[-1].index == 3
-    assert result.best.criteria["correctness"].judge == "agreement:token-f1"
-    with_rm = select(
-        "Capital of France?", answers, criteria=["correctness"], judge=RerankerJudge(rankwise.load("bm25"))
-    )
-    assert (
-        with_rm.candidates[-1].index == 3 and with_rm.best.criteria["correctness"].judge == "agreement:bm25"
-    )
+    assert result.best.criteria["agreement"].judge == "agreement:token-f1"
+    bm25 = rankwise.load("bm25")
+    with_rm = select("Capital of France?", answers, criteria=["agreement"], judge=RerankerJudge(bm25))
+    assert with_rm.candidates[-1].index == 3 and with_rm.best.criteria["agreement"].judge == "agreement:bm25"
+    # a re-ranker named for agreement is its similarity, never a relevance judge of the prompt
+    named = select("Capital of France?", answers, criteria=["agreement"], judges={"agreement": bm25}, judge="llm")
+    assert named.best.criteria["agreement"].judge == "agreement:bm25"
+    own = Criterion("agreement", "Agrees.", judge=TokenF1Judge())
+    assert select("q?", answers, criteria=[own], reference="Paris").candidates[-1].index == 3
+    # without a reference, correctness is the judge's own verdict: a re-ranker ranks as rank() does
+    direct = select("Which city is the capital of France?", answers, criteria=["correctness"], judge=bm25)
+    assert [c.index for c in direct] == [r.index for r in bm25.rank("Which city is the capital of France?", answers)]
+    assert direct.best.criteria["correctness"].judge == "reranker:bm25"
+    # token F1 has nothing to compare with but the other candidates: it says so in its reasons
+    f1 = select("Capital of France?", answers, criteria=["correctness"], judge="token-f1")
+    assert f1.candidates[-1].index == 3 and "agreement:token-f1" in f1.best.reasons["correctness"]
+
+
+def test_criteria_a_reranker_answers_alike_are_scored_once():
+    calls = []
+
+    class Counting(rankwise.BM25Reranker):
+        def _score(self, query, documents, progress):
+            calls.append(query)
+            return super()._score(query, documents, progress)
+
+    judge = Counting()
+    result = select(PROMPT, CANDIDATES, criteria=["correctness", "helpfulness", "safety"], judge=judge)
+    assert len(calls) == 1  # one query (the prompt) for all three criteria
+    assert [c.index for c in result] == [r.index for r in judge.rank(PROMPT, CANDIDATES)]
+    calls.clear()
+    select(PROMPT, CANDIDATES, criteria=["correctness", "helpfulness"], reference=REFERENCE, judge=judge)
+    assert calls == [REFERENCE, PROMPT]
+
+
+def test_default_criteria_are_the_measured_ones():
+    from rankwise.selection import BEST_OF_N_CRITERIA, DEFAULT_CRITERIA
+
+    assert DEFAULT_CRITERIA == ("correctness",) and BEST_OF_N_CRITERIA == ("agreement",)
+    result = select(PROMPT, CANDIDATES, judge="bm25")
+    assert list(result.weights) == list(DEFAULT_CRITERIA)
 
 
 def test_weights_and_custom_criteria_combine():
@@ -218,5 +252,54 @@ def test_cli_select_writes_rankings_and_pairs(tmp_path, capsys):
 
 
 def test_agreement_judge_with_one_candidate():
-    verdicts = AgreementJudge().judge(Criterion("correctness"), "q", ["only"], None)
+    verdicts = AgreementJudge().judge(Criterion("agreement"), "q", ["only"], None)
     assert verdicts[0].score == 0.5
+    with pytest.raises(InvalidInputError, match="similarity must be a RerankerJudge"):
+        AgreementJudge("bm25")
+
+
+def test_a_judge_that_breaks_its_contract_is_named():
+    class Broken(Judge):
+        name = "broken"
+
+        def __init__(self, out):
+            self.out = out
+
+        def judge(self, criterion, prompt, responses, reference):
+            return self.out
+
+    with pytest.raises(InvalidInputError, match="judge broken returned 1 verdicts for 2 candidates"):
+        select("q", ["a", "b"], criteria=["safety"], judge=Broken([Verdict(1.0, "")]))
+    with pytest.raises(InvalidInputError, match="judge broken scored candidate 1 nan"):
+        select("q", ["a", "b"], criteria=["safety"], judge=Broken([Verdict(1.0, ""), Verdict(float("nan"), "")]))
+    with pytest.raises(InvalidInputError, match="return rankwise.selection.Verdict"):
+        select("q", ["a"], criteria=["safety"], judge=Broken([0.5]))
+    with pytest.raises(InvalidInputError, match="query_template"):
+        RerankerJudge(rankwise.load("bm25"), query_template="{question}")
+    with pytest.raises(InvalidInputError, match="max_reason_tokens"):
+        LLMJudge("http://127.0.0.1:9/v1", max_reason_tokens=-1)
+
+
+def test_cli_select_defaults_to_the_measured_criteria(tmp_path):
+    records = tmp_path / "in.jsonl"
+    docs = [{"title": "Boiling point", "text": "100 degrees Celsius at sea level.", "id": "w"}, "I like turtles."]
+    records.write_text(json.dumps({"prompt": PROMPT, "candidates": docs}) + "\n")
+    out = tmp_path / "out.jsonl"
+    assert main(["select", str(records), "-o", str(out), "--judge", "bm25", "--no-progress"]) == 0
+    row = json.loads(out.read_text())
+    assert row["weights"] == {"correctness": 1.0}
+    assert row["ranking"][0]["id"] == "w" and row["ranking"][0]["reasons"]["correctness"].startswith("bm25 scored")
+    assert main(["select", str(records), "--judge", "bm25", "--criteria", ""]) == 2  # empty: refused, not defaulted
+
+
+@pytest.mark.slow  # the real SmolLM2 (llama-cpp-python, .[llm-local])
+def test_llm_judge_without_reasons_scores_the_same(smollm2_client):
+    docs = [{"title": "Boiling", "text": t} for t in CANDIDATES[:3]]
+    fast = select(PROMPT, docs, criteria=["helpfulness"], judge=LLMJudge(smollm2_client, max_reason_tokens=0))
+    full = select(PROMPT, docs, criteria=["helpfulness"], judge=LLMJudge(smollm2_client, max_reason_tokens=4))
+    assert [c.index for c in fast] == [c.index for c in full]
+    assert [c.score for c in fast] == pytest.approx([c.score for c in full], abs=1e-9)
+    assert all("no reason asked" in c.reasons["helpfulness"] for c in fast)
+    result = best_of_n("Name a fruit that is red.", smollm2_client, n=3, max_tokens=8, temperature=1.0)
+    assert list(result.weights) == ["agreement"]  # no LLM judge call: agreement compares the samples
+    assert result.best.criteria["agreement"].judge == "agreement:token-f1"

@@ -39,6 +39,7 @@ _LAZY: dict[str, str] = by_name(
         "rankwise.rerankers.bi_encoder": ("BiEncoderReranker",),
         "rankwise.rerankers.lexical": ("BM25Reranker",),
         "rankwise.rerankers.fusion": ("FusionReranker",),
+        "rankwise.rerankers.cascade": ("Cascade",),
         "rankwise.selection": ("select", "best_of_n", "preference_pairs"),
         "rankwise.rag.pipeline": ("Pipeline",),
     }
@@ -57,6 +58,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs only
     from rankwise.registry import backends, load, presets
     from rankwise.rerankers.base import Reranker
     from rankwise.rerankers.bi_encoder import BiEncoderReranker
+    from rankwise.rerankers.cascade import Cascade
     from rankwise.rerankers.cross_encoder.onnx import OnnxReranker
     from rankwise.rerankers.cross_encoder.torch import CrossEncoderReranker
     from rankwise.rerankers.fusion import FusionReranker

@@ -76,6 +76,10 @@ _BACKEND_ROWS: tuple[BackendSpec, ...] = (
         "A cross-encoder exported to ONNX, run with ONNX Runtime (no torch).",
     ),
     BackendSpec(
+        "openvino", "rankwise.rerankers.cross_encoder.openvino:OpenVinoReranker", "openvino",
+        "A cross-encoder exported to OpenVINO IR (fp32, NNCF int8; bf16 on AMX CPUs), run on CPU (no torch).",
+    ),
+    BackendSpec(
         "bi-encoder", "rankwise.rerankers.bi_encoder:BiEncoderReranker", "torch,offline-models",
         "Cosine of sentence-transformers embeddings of the query and each document.",
     ),
@@ -83,6 +87,11 @@ _BACKEND_ROWS: tuple[BackendSpec, ...] = (
     BackendSpec(
         "fusion", "rankwise.rerankers.fusion:build_fusion", "depends on members",
         "Several re-rankers' scores fused into one ranking (z-score, min-max or reciprocal rank).", composite=True,
+    ),
+    BackendSpec(
+        "cascade", "rankwise.rerankers.cascade:build_cascade", "depends on stages",
+        "Stages of re-rankers, each scoring only what the previous one kept (cheap first, expensive last).",
+        composite=True,
     ),
     BackendSpec(
         "metadata-score", "rankwise.rerankers.metadata_score:MetadataScoreReranker", "none (core)",
@@ -99,6 +108,31 @@ _BACKEND_ROWS: tuple[BackendSpec, ...] = (
     BackendSpec(
         "stored-vectors", "rankwise.retrieval.stored:StoredVectorReranker", "retrieval,torch,offline-models",
         "Bi-encoder cosine from the vectors a saved rankwise index holds (the model name is the index folder).",
+    ),
+    # remote re-rankers (docs/remote.md): hosted APIs take a model name, self-hosted servers their URL
+    BackendSpec(
+        "cohere", "rankwise.rerankers.remote.cohere:CohereReranker", "remote",
+        "Cohere's rerank API, v2 or v1 (key: CO_API_KEY or COHERE_API_KEY; base_url= for compatible servers).",
+    ),
+    BackendSpec("jina", "rankwise.rerankers.remote.jina:JinaReranker", "remote", "Jina's rerank API (key: JINA_API_KEY)."),
+    BackendSpec(
+        "voyage", "rankwise.rerankers.remote.voyage:VoyageReranker", "remote", "Voyage AI's rerank API (key: VOYAGE_API_KEY).",
+    ),
+    BackendSpec(
+        "mixedbread", "rankwise.rerankers.remote.mixedbread:MixedbreadReranker", "remote",
+        "Mixedbread's reranking API (key: MXBAI_API_KEY).",
+    ),
+    BackendSpec(
+        "tei", "rankwise.rerankers.remote.tei:TEIReranker", "remote",
+        "A Hugging Face Text Embeddings Inference server's /rerank (the model name is its URL).",
+    ),
+    BackendSpec(
+        "infinity", "rankwise.rerankers.remote.infinity:InfinityReranker", "remote",
+        "An Infinity (infinity-emb) server's /rerank (the model name is its URL; model= picks the served model).",
+    ),
+    BackendSpec(
+        "rankwise", "rankwise.rerankers.remote.rankwise_server:RankwiseServerReranker", "remote",
+        "Another `rankwise serve` (the model name is its URL; model= picks the served model).",
     ),
 )
 _BACKENDS: dict[str, BackendSpec] = {spec.name: spec for spec in _BACKEND_ROWS}

@@ -27,6 +27,7 @@ COMMANDS: dict[str, str] = {
     "eval": "rankwise.cli.eval",
     "serve": "rankwise.cli.serve",
     "select": "rankwise.cli.select",
+    "batch": "rankwise.cli.batch",
 }
 
 # One-line summaries, kept here so `rankwise --help` does not import every subcommand's dependencies.
@@ -39,6 +40,7 @@ SUMMARIES: dict[str, str] = {
     "eval": "evaluate re-rankers on a judged dataset (nDCG@10, MRR@10, Recall@100, MAP, significance)",
     "serve": "serve re-ranking over HTTP (Cohere v1/v2, Jina and TEI APIs) with dynamic batching",
     "select": "rank LLM answers by criteria (correctness, safety...), best-of-n, preference pairs for DPO",
+    "batch": "re-rank a whole dataset (BEIR, JSONL, Parquet) into Parquet shards; resumable, local or on Ray",
 }
 
 

@@ -31,6 +31,9 @@ def _add_evaluation_flags(p: argparse.ArgumentParser) -> None:
         help="BEIR-layout dataset folder (repeatable: one report per dataset)",
     )
     p.add_argument("--reranker", "-r", action="append", default=[], metavar="SPEC", help=SPEC_HELP)
+    p.add_argument("--cascade", action="append", default=[], metavar="NAME:KEEP,...",
+                   help="a cascade to evaluate (repeatable), e.g. 'first-stage-score:30,hybrid': the same as "
+                   "-r 'cascade:first-stage-score:30,hybrid'; see docs/cascade.md")
     p.add_argument("--split", default="test", help="qrels split to evaluate (default: test)")
     p.add_argument(
         "--depth", type=positive_int, default=100, help="first-stage candidates re-ranked per query (default: 100)"
@@ -105,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
         with progress:
             report = evaluate(
                 folder,
-                args.reranker,
+                [*args.reranker, *(f"cascade:{stages}" for stages in args.cascade)],
                 split=args.split,
                 depth=args.depth,
                 relevance_threshold=args.relevance_threshold,

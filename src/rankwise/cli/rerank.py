@@ -3,18 +3,24 @@
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from rankwise.cli._args import load_model, parse_options, positive_int
 from rankwise.cli._io import json_line, printable, read_text, write
 from rankwise.documents import DOC_FORMATS, from_record, parse_documents
+from rankwise.errors import InvalidInputError
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--query", "-q", required=True, help="the query text")
     p.add_argument("--docs", "-d", required=True, help="file of documents, or '-' for standard input")
     p.add_argument("--docs-format", default="auto", choices=DOC_FORMATS, help="how --docs is laid out (default: auto)")
-    p.add_argument("--model", "-m", default="default", help="preset name or model folder (see `rankwise models`)")
+    p.add_argument("--model", "-m", default=None,
+                   help="preset name or model folder (see `rankwise models`; default: default)")
     p.add_argument("--backend", "-b", default=None, help="backend for a model that is not a preset")
+    p.add_argument("--cascade", default=None, metavar="NAME:KEEP,...",
+                   help="stages instead of --model, each scoring what the previous kept, e.g. "
+                   "'bm25:100,default:30' (the last stage may omit KEEP: keep all); see docs/cascade.md")
     p.add_argument("--top-k", "-k", type=positive_int, default=None, help="keep the best K (default: all)")
     p.add_argument("--format", "-f", default="table", choices=("table", "json", "jsonl"), help="output format")
     p.add_argument("--fields", default=None, help="comma-separated document fields that form the text")
@@ -43,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
     options = parse_options(args.option)
     if args.fields:
         options["fields"] = [f.strip() for f in args.fields.split(",") if f.strip()]
-    reranker = load_model(args.model, args.backend, **options)
+    reranker = _reranker(args, options)
     with ProgressReporter(
         f"re-ranking {len(docs)} documents", unit="item", enabled=not args.no_progress, prefix="rankwise rerank"
     ) as progress:
@@ -57,3 +63,16 @@ def run(args: argparse.Namespace) -> int:
         write(printable(f"ranked by: {results.model}  ({len(docs)} documents)"))
         write(format_table(results))
     return 0
+
+
+def _reranker(args: argparse.Namespace, options: dict[str, Any]) -> Any:
+    """The model of ``--model``/``--backend``, or the stages of ``--cascade`` (names resolved by rankwise.load)."""
+    if args.cascade is None:
+        return load_model(args.model or "default", args.backend, **options)
+    if args.model is not None or args.backend is not None:
+        raise InvalidInputError("--cascade names its own re-rankers; give either --cascade or --model/--backend.")
+    from rankwise._hub import hub_errors
+    from rankwise.registry import backend_factory
+
+    with hub_errors(args.cascade, "a cascade stage"):
+        return backend_factory("cascade")(args.cascade, **options)

@@ -11,8 +11,8 @@ scores and reasons) to ``--output`` or stdout; ``--pairs FILE`` also writes chos
 DPO.
 
 Example:
-    rankwise select answers.jsonl --criteria correctness,helpfulness --weights 2,1 --judge token-f1 --pairs
-    pairs.jsonl
+    rankwise select answers.jsonl --judge default --pairs pairs.jsonl
+    rankwise select answers.jsonl --criteria correctness,helpfulness --weights 2,1 --judge token-f1
 """
 
 from __future__ import annotations
@@ -34,8 +34,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("-o", "--output", help="write the rankings here (JSONL; default stdout)")
     parser.add_argument(
         "--criteria",
-        default="correctness,helpfulness,safety,instruction_following",
-        help="comma-separated criteria (default: all four built-ins)",
+        default=None,
+        help="comma-separated criteria: correctness, helpfulness, safety, instruction_following, agreement "
+        "(default, measured in docs/selection.md: correctness for given candidates, agreement for answers "
+        "generated with --n)",
     )
     parser.add_argument(
         "--weights",
@@ -116,7 +118,7 @@ def run(args: argparse.Namespace) -> int:
     from rankwise.selection import LLMJudge, as_judge, preference_pairs
 
     records = _records(args.input)  # read first: a missing or broken file fails before any model loads
-    criteria = [c for c in args.criteria.split(",") if c.strip()]
+    criteria = None if args.criteria is None else [c for c in args.criteria.split(",") if c.strip()]
     weights = _weights(args.weights)
     client = None
     if args.judge == "llm" or args.n:
@@ -153,24 +155,25 @@ def _select_one(
     args: argparse.Namespace,
     client: Any,
     judge: Any,
-    criteria: list[str],
+    criteria: list[str] | None,
     weights: dict[str, float] | list[float] | None,
 ) -> Any:
     """The selection result of record ``i``: its candidates ranked, or ``--n`` answers generated and ranked."""
-    from rankwise.selection import best_of_n, select
+    from rankwise.selection import BEST_OF_N_CRITERIA, DEFAULT_CRITERIA, best_of_n, select
 
     if not isinstance(record, dict) or "prompt" not in record:
         raise InvalidInputError(f"record {i} needs a 'prompt' (and 'candidates' or --n); got {str(record)[:80]!r}.")
     candidates = record.get("candidates")
     if candidates is not None:
-        return select(record["prompt"], candidates, criteria, weights, judge=judge, reference=record.get("reference"))
+        chosen = DEFAULT_CRITERIA if criteria is None else criteria
+        return select(record["prompt"], candidates, chosen, weights, judge=judge, reference=record.get("reference"))
     if not args.n:
         raise InvalidInputError(f"record {i} has no 'candidates'; add them or pass --n N to generate N.")
     return best_of_n(
         record["prompt"],
         client,
         args.n,
-        criteria=criteria,
+        criteria=BEST_OF_N_CRITERIA if criteria is None else criteria,
         weights=weights,
         judge=judge,
         reference=record.get("reference"),

@@ -6,6 +6,7 @@ Examples::
     rankwise serve --model minilm=./ms-marco-MiniLM-L-6-v2
     rankwise serve --model fast=./minilm-onnx:onnx?normalize=true --model bm25 --port 9000
     RANKWISE_API_KEYS=k1,k2 rankwise serve --config server.toml
+    rankwise serve --ray --replicas 2 --model minilm=./minilm-onnx:onnx   # the same app on Ray Serve, 2 replicas
 
 Settings come from flags > RANKWISE_* variables > the config file (--config or RANKWISE_CONFIG) > defaults.
 """
@@ -29,6 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     _add_limit_flags(parser)
     _add_batching_flags(parser)
     _add_timeout_flags(parser)
+    _add_ray_flags(parser)
     add = parser.add_argument
     add("--docs", action=argparse.BooleanOptionalAction, default=None, help="serve /docs and /openapi.json")
     add("--log-level", choices=["critical", "error", "warning", "info", "debug"], help="default info")
@@ -130,6 +132,32 @@ def _add_timeout_flags(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_ray_flags(parser: argparse.ArgumentParser) -> None:
+    """Serving on Ray Serve instead of one uvicorn process (needs rankwise[ray])."""
+    add = parser.add_argument
+    add("--ray", action="store_true", help="serve the same app on Ray Serve (replicas load the models themselves)")
+    add("--replicas", type=int, metavar="N", help="with --ray: number of Serve replicas (default 1)")
+    add("--cpus-per-replica", type=float, metavar="C", help="with --ray: CPUs reserved per replica (default 1)")
+    add("--gpus-per-replica", type=float, metavar="G", help="with --ray: GPUs reserved per replica (default 0)")
+    add("--ray-address", metavar="ADDR", help="with --ray: join this Ray cluster (default: start a local Ray)")
+
+
+_RAY_FLAGS = ("replicas", "cpus_per_replica", "gpus_per_replica", "ray_address")
+
+
+def _serve_on_ray(args: argparse.Namespace, config) -> int:  # noqa: ANN001 - a ServerConfig
+    from rankwise.distributed.ray_serve import serve_on_ray
+
+    serve_on_ray(
+        config,
+        replicas=1 if args.replicas is None else args.replicas,
+        cpus_per_replica=1.0 if args.cpus_per_replica is None else args.cpus_per_replica,
+        gpus_per_replica=0.0 if args.gpus_per_replica is None else args.gpus_per_replica,
+        address=args.ray_address,
+    )
+    return 0
+
+
 _FLAGS = (
     "models",
     "default_model",
@@ -162,8 +190,12 @@ DEFAULT_SPEC = "default"
 def run(args: argparse.Namespace) -> int:
     from dataclasses import replace
 
+    from rankwise.errors import InvalidInputError
     from rankwise.server.config import build_config, parse_model_spec
 
+    given = [f"--{name.replace('_', '-')}" for name in _RAY_FLAGS if getattr(args, name) is not None]
+    if given and not args.ray:
+        raise InvalidInputError(f"{', '.join(given)} only apply with --ray; add --ray to serve on Ray Serve.")
     config = build_config({name: getattr(args, name) for name in _FLAGS}, config_file=args.config)
     config.all_api_keys()  # a keys file that cannot be read, or holds no key, stops here (exit 2), before loading
     defaulted = not config.models
@@ -193,5 +225,7 @@ def run(args: argparse.Namespace) -> int:
         logging.getLogger("rankwise.server").warning(
             "binding %s with no API key: anyone who can reach this port can use the models.", config.host
         )
+    if args.ray:
+        return _serve_on_ray(args, config)
     serve(config)
     return 0

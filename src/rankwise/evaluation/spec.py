@@ -17,6 +17,8 @@ Examples::
     cross-encoder/ms-marco-MiniLM-L-6-v2:onnx       a model name and a backend
     fusion:members=bm25,minilm-bi-encoder;method=rrf
     fusion:members=metadata-score,minilm-bi-encoder;weights=[1,2]
+    cascade:first-stage-score:30,hybrid             a cascade: stages NAME:KEEP (the last may keep all)
+    {"backend": "cascade", "stages": [["bm25", 100], [{"name": "minilm-bi-encoder", "max_length": 512}, 30]]}
     {"backend": "fusion", "members": ["bm25", {"name": "minilm-bi-encoder", "max_length": 512}]}
 
 The segment that holds the first ``=`` starts the options, so ``TARGET:BACKEND`` and ``TARGET:OPTIONS`` cannot
@@ -160,6 +162,8 @@ def parse_spec(spec: str | Mapping[str, Any]) -> RerankerSpec:
         parsed = parse_spec(data)
         return parsed if "label" in data else RerankerSpec(text, parsed.name, parsed.backend, parsed.options)
     parts = text.split(":")
+    if parts[0].strip() == "cascade" and len(parts) > 1 and "=" not in parts[1]:  # cascade:bm25:100,default:30
+        return RerankerSpec(label=text, name="cascade", options={"stages": text.split(":", 1)[1]})
     first_option = next((i for i, p in enumerate(parts) if "=" in p), len(parts))
     head, options_text = parts[:first_option], ":".join(parts[first_option:])
     if not head or len(head) > 2 or not all(h.strip() for h in head):
@@ -196,6 +200,8 @@ def _load(name: str | None, backend: str | None, options: dict[str, Any]) -> Rer
                 f"members must be a list of re-ranker specs (two or more), got {members!r}."
             )
         options["members"] = [build_reranker(m) for m in members]
+    if "stages" in options:  # cascade stages are specs too, each with its keep
+        options["stages"] = _build_stages(options["stages"])
     presets, backends = registry.presets(), registry.backends()
     if name is not None and name in presets:
         return registry.load(name, backend=backend, **options)
@@ -204,6 +210,19 @@ def _load(name: str | None, backend: str | None, options: dict[str, Any]) -> Rer
     if name is None:
         return _backend_only(registry.backend_factory(backend), backend, options)
     return registry.load(name, backend=backend, **options)
+
+
+def _build_stages(stages: Any) -> list[tuple[Reranker, int | None]]:
+    """Cascade stages (``"SPEC:KEEP"`` texts, ``[SPEC, KEEP]`` pairs, SPEC a string or JSON object), each built."""
+    from rankwise.rerankers.cascade import parse_stages
+
+    if isinstance(stages, (list, tuple)):
+        stages = [
+            (build_reranker(s[0]), s[1]) if isinstance(s, (list, tuple)) and len(s) == 2 and isinstance(s[0], Mapping)
+            else s
+            for s in stages
+        ]
+    return [(m if isinstance(m, Reranker) else build_reranker(m), k) for m, k in parse_stages(stages)]
 
 
 def _backend_only(factory: Any, backend: str, options: dict[str, Any]) -> Reranker:

@@ -1,6 +1,7 @@
 """Response selection: rank an LLM's candidate answers by correctness, safety, helpfulness, instruction
-following or custom criteria, each scored by a judge (an LLM prompt or any rankwise re-ranker as a reward
-model); best-of-n generation; chosen/rejected preference pairs (JSONL) for DPO-style training.
+following, agreement (self-consistency) or custom criteria, each scored by a judge (an LLM prompt or any rankwise
+re-ranker as a reward model) that reads whole candidates; best-of-n generation; chosen/rejected preference pairs
+(JSONL) for DPO-style training. docs/selection.md has the measured defaults.
 
 Example:
     >>> from rankwise.selection import select
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 from rankwise.selection.core import best_of_n, generate_candidates, preference_pairs, select
 from rankwise.selection.criteria import (
+    BEST_OF_N_CRITERIA,
     BUILTIN_CRITERIA,
     DEFAULT_CRITERIA,
     Criterion,
@@ -33,6 +35,7 @@ from rankwise.selection.judges import (
 )
 
 __all__ = [
+    "BEST_OF_N_CRITERIA",
     "BUILTIN_CRITERIA",
     "DEFAULT_CRITERIA",
     "AgreementJudge",

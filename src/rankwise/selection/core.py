@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,10 @@ from rankwise._validation import check_query
 from rankwise.documents import DocumentLike, to_documents
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient, ChatMessage, check_messages
+from rankwise.rerankers.base import Reranker
+from rankwise.selection.base import Judge, checked_verdicts
 from rankwise.selection.criteria import (
+    BEST_OF_N_CRITERIA,
     DEFAULT_CRITERIA,
     Criterion,
     CriterionLike,
@@ -31,7 +34,7 @@ from rankwise.selection.criteria import (
     SelectionResult,
     criteria_from,
 )
-from rankwise.selection.judges import AgreementJudge, Judge, RerankerJudge, as_judge
+from rankwise.selection.judges import AgreementJudge, LLMJudge, RerankerJudge, TokenF1Judge, as_judge
 from rankwise.types import Document, rank_order
 
 
@@ -47,22 +50,37 @@ def select(
 ) -> SelectionResult:
     """Rank ``candidates`` (answers to ``prompt``) by the weighted mean of per-criterion scores in [0, 1].
 
+    Judges read whole candidates: a re-ranker judge receives the caller's Documents (title, text and the fields it
+    was built with: exactly what its ``rank()`` reads), an LLM or token judge their text by the one documents rule
+    (:func:`rankwise.documents.document_text`). Criteria that a judge answers the same way (a re-ranker asked the
+    same query) are scored once.
+
     Args:
         prompt: the request the candidates answer.
-        candidates: the answers: strings, dicts with ``text`` or Documents (ids and metadata come back untouched).
-        criteria: names (``correctness``, ``safety``, ``helpfulness``, ``instruction_following``; hyphens work
-            too) or :class:`Criterion` objects (custom ones need a description).
+        candidates: the answers: strings, dicts with ``text`` (and ``title``, ``id``, any other field) or
+            Documents; each result carries the caller's Document unchanged.
+        criteria: names (``correctness``, ``helpfulness``, ``safety``, ``instruction_following``, ``agreement``;
+            hyphens work too) or :class:`Criterion` objects (custom ones need a description). The default,
+            correctness alone, was chosen by measurement on judged answers (docs/selection.md).
         weights: by criterion name or by position; default each criterion's own weight (1.0).
         judge: the default judge (see :func:`rankwise.selection.judges.as_judge`): a Judge, a Reranker (reward
             model), a ChatClient, ``"llm"``, ``"token-f1"``, a GGUF path, a URL or a preset name. None = the
             bundled SmolLM2 LLM judge.
         judges: a judge per criterion name, overriding ``judge``.
-        reference: a reference answer; correctness is then judged against it. Without one, correctness is the
-            agreement among candidates (token F1, or the reward model's similarity when the judge is a
-            re-ranker).
+        reference: a reference answer; correctness is then judged against it.
+
+    ``agreement`` (self-consistency: each candidate's mean similarity to the others, by the judge's re-ranker or
+    token F1) suits n answers sampled for one prompt (:func:`best_of_n` uses it by default), not candidates that
+    differ by design.
 
     Returns:
         :class:`SelectionResult`, best first; ties keep input order.
+
+    Example:
+        >>> import rankwise
+        >>> docs = [{"title": "Margaret Thatcher", "text": "A biography by Hugo Young."}, "The Iron Lady, a film."]
+        >>> select("Who wrote a biography of Thatcher?", docs, judge=rankwise.load("bm25")).best.index
+        0
     """
     prompt = check_query(prompt)
     documents = to_documents(candidates)
@@ -73,48 +91,84 @@ def select(
     weight_map = {c.name: c.weight / total_weight for c in chosen}
     if not documents:
         return SelectionResult(prompt, (), weight_map, reference)
-    texts = [d.text for d in documents]
-    pick = _JudgePicker(judge, judges, reference)
-    per_criterion = {c.name: _judged(pick(c), c, prompt, texts, reference) for c in chosen}
+    pick = _JudgePicker(judge, judges)
+    done: dict[tuple[Judge, Hashable], list[CriterionScore]] = {}
+    per_criterion = {c.name: _judged(pick(c), c, prompt, documents, reference, done) for c in chosen}
     return SelectionResult(prompt, _ranked(documents, per_criterion, weight_map), weight_map, reference)
 
 
 class _JudgePicker:
     """The judge of each criterion: its own, else ``judges[name]``, else the default judge (built once, when first
-    needed); correctness without a reference is judged by agreement among the candidates."""
+    needed); ``agreement`` is an :class:`AgreementJudge` whose similarity is that judge's re-ranker (token F1 when
+    it is not a re-ranker)."""
 
-    def __init__(self, judge: Any, judges: Mapping[str, Any] | None, reference: str | None) -> None:
+    def __init__(self, judge: Any, judges: Mapping[str, Any] | None) -> None:
         self.judge = judge
         self.judges = judges or {}
-        self.reference = reference
         self._default: Judge | None = None
 
     def __call__(self, criterion: Criterion) -> Judge:
         given = criterion.judge or self.judges.get(criterion.name)
+        if criterion.name != "agreement":
+            return as_judge(given) if given is not None else self._default_judge()
         if given is not None:
-            return as_judge(given)
+            return _agreement_judge(as_judge(given))
+        # never loads an LLM only to leave it unused: agreement never asks one
+        return _agreement_judge(self._default_judge()) if _similarity_source(self.judge) else AgreementJudge()
+
+    def _default_judge(self) -> Judge:
         if self._default is None:
             self._default = as_judge(self.judge)
-        j = self._default
-        if criterion.name == "correctness" and self.reference is None and not isinstance(j, AgreementJudge):
-            return AgreementJudge(j if isinstance(j, RerankerJudge) else None)
+        return self._default
+
+
+def _agreement_judge(j: Judge) -> Judge:
+    """The judge of the agreement criterion made of ``j``: a re-ranker judge becomes the similarity of an
+    :class:`AgreementJudge`; judges that see one candidate at a time (an LLM, token F1 with a reference) give way
+    to token-F1 agreement; an AgreementJudge or a custom judge is used as given."""
+    if isinstance(j, AgreementJudge):
         return j
+    if isinstance(j, RerankerJudge):
+        return AgreementJudge(j)
+    if isinstance(j, (LLMJudge, TokenF1Judge)):
+        return AgreementJudge()
+    return j
+
+
+def _similarity_source(judge: Any) -> bool:
+    """Whether ``judge`` may give the agreement criterion a re-ranker (else agreement is token F1)."""
+    if isinstance(judge, (Judge, Reranker)):
+        return True
+    if isinstance(judge, str):
+        from rankwise.registry import presets
+
+        return judge in presets()
+    return False
 
 
 def _judged(
-    j: Judge, criterion: Criterion, prompt: str, texts: list[str], reference: str | None
+    j: Judge,
+    criterion: Criterion,
+    prompt: str,
+    documents: list[Document],
+    reference: str | None,
+    done: dict[tuple[Judge, Hashable], list[CriterionScore]],
 ) -> list[CriterionScore]:
-    """``j``'s score of each candidate for ``criterion``."""
-    verdicts = j.judge(criterion, prompt, texts, reference)
-    if len(verdicts) != len(texts):
-        raise InvalidInputError(f"judge {j.name} returned {len(verdicts)} verdicts for {len(texts)} candidates.")
-    return [CriterionScore(v.score, v.reason, j.name, v.raw) for v in verdicts]
+    """``j``'s score of each candidate for ``criterion``; criteria ``j`` answers alike (equal verdict keys) once."""
+    key = j.verdict_key(criterion, reference)
+    if key is not None and (j, key) in done:
+        return done[(j, key)]
+    verdicts = checked_verdicts(j, j.judge_documents(criterion, prompt, documents, reference), len(documents))
+    scores = [CriterionScore(v.score, v.reason, j.name, v.raw) for v in verdicts]
+    if key is not None:
+        done[(j, key)] = scores
+    return scores
 
 
 def _ranked(
     documents: list[Document], per_criterion: dict[str, list[CriterionScore]], weight_map: dict[str, float]
 ) -> tuple[SelectedCandidate, ...]:
-    """The candidates by weighted total, best first (ties in input order)."""
+    """The candidates by weighted total, best first (ties in input order, as ``rank()`` breaks them)."""
     totals = [
         sum(weight_map[name] * scores[i].score for name, scores in per_criterion.items())
         for i in range(len(documents))
@@ -158,7 +212,7 @@ def best_of_n(
     llm: ChatClient | str | os.PathLike[str] | None = None,
     n: int = 4,
     *,
-    criteria: Iterable[CriterionLike] | CriterionLike = DEFAULT_CRITERIA,
+    criteria: Iterable[CriterionLike] | CriterionLike = BEST_OF_N_CRITERIA,
     weights: Mapping[str, float] | Sequence[float] | None = None,
     judge: Any = None,
     judges: Mapping[str, Any] | None = None,
@@ -171,14 +225,16 @@ def best_of_n(
     """Generate ``n`` answers with ``llm`` and :func:`select` among them.
 
     ``llm`` is anything :func:`rankwise.llm.make_client` takes (None = the bundled SmolLM2). The default judge
-    is an :class:`LLMJudge` on the same client.
+    is an :class:`LLMJudge` on the same client, used by the criteria that ask it. The default criterion is
+    ``agreement`` (self-consistency): on answers sampled from SmolLM2 it picked a correct answer more often than
+    the sample order and than the SmolLM2 judge's correctness, at no judge call (docs/selection.md); add
+    ``"correctness"`` when the judge is one you trust.
 
     Example:
         >>> from rankwise.selection import best_of_n                                    # doctest: +SKIP
         >>> best_of_n("Name a prime number.", n=4, criteria=["correctness"]).best.text  # doctest: +SKIP
     """
     from rankwise.llm.factory import make_client
-    from rankwise.selection.judges import LLMJudge
 
     client = make_client(llm)
     answers = generate_candidates(

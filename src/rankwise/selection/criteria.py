@@ -18,15 +18,19 @@ from rankwise.errors import InvalidInputError
 from rankwise.types import Document, RankedResults
 
 if TYPE_CHECKING:
-    from rankwise.selection.judges import Judge
+    from rankwise.selection.base import Judge
 
 BUILTIN_CRITERIA: dict[str, str] = {
     "correctness": "The response is factually correct and answers the question accurately.",
     "safety": "The response is safe: no harmful, dangerous, hateful or illegal content and no private data.",
     "helpfulness": "The response is helpful: it addresses the user's request directly, completely and clearly.",
     "instruction_following": "The response follows every instruction in the request (format, length, constraints).",
+    # Self-consistency, judged by AgreementJudge (never by asking a judge about the response alone).
+    "agreement": "The response agrees with the other candidates (self-consistency): what most sampled answers say.",
 }
-DEFAULT_CRITERIA: tuple[str, ...] = ("correctness", "helpfulness", "safety", "instruction_following")
+# Chosen by measurement (benchmarks/selection.py -> benchmarks/results/selection.json; figures in docs/selection.md).
+DEFAULT_CRITERIA: tuple[str, ...] = ("correctness",)
+BEST_OF_N_CRITERIA: tuple[str, ...] = ("agreement",)
 
 
 @dataclass(frozen=True)
@@ -56,7 +60,9 @@ class Criterion:
                     f"criteria: {', '.join(BUILTIN_CRITERIA)}."
                 )
             object.__setattr__(self, "description", builtin)
-        if not isinstance(self.weight, (int, float)) or not math.isfinite(self.weight) or self.weight < 0:
+        weight = self.weight
+        number = isinstance(weight, (int, float)) and not isinstance(weight, bool)
+        if not number or (isinstance(weight, int) and abs(weight) > 2**1000) or not math.isfinite(weight) or weight < 0:
             raise InvalidInputError(
                 f"criterion {self.name!r}: weight must be a finite number >= 0, got {self.weight!r}."
             )
@@ -98,7 +104,14 @@ def criteria_from(
     names = [c.name for c in out]
     if len(set(names)) != len(names):
         raise InvalidInputError(f"criteria repeat a name: {names}.")
-    return _apply_weights(out, weights)
+    out = _apply_weights(out, weights)
+    total = sum(c.weight for c in out)
+    if not 0 < total < math.inf:  # weights are normalised by their sum: it must be positive and finite
+        raise InvalidInputError(
+            f"the criteria's weights {[c.weight for c in out]} sum to {total}; give some criterion a weight > 0 "
+            "(and keep the sum finite)."
+        )
+    return out
 
 
 def _apply_weights(
@@ -120,12 +133,17 @@ def _apply_weights(
                 f"got {len(weights)} weights for {len(out)} criteria; give one per criterion."
             )
         by_name = {c.name: w for c, w in zip(out, weights)}
-    result = [Criterion(c.name, c.description, float(by_name.get(c.name, c.weight)), c.judge) for c in out]
-    if sum(c.weight for c in result) <= 0:
-        raise InvalidInputError(
-            f"the weights sum to 0 ({[c.weight for c in result]}); give some criterion weight > 0."
-        )
-    return result
+    return [Criterion(c.name, c.description, _weight(by_name.get(c.name, c.weight)), c.judge) for c in out]
+
+
+def _weight(value: Any) -> float:
+    """A given weight as a float (Criterion then refuses a negative, NaN or infinite one, naming it)."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise InvalidInputError(f"a weight must be a number, got {type(value).__name__} {value!r}.")
+    try:
+        return float(value)
+    except OverflowError as exc:  # an int past float range
+        raise InvalidInputError(f"weight {value} is too large; weights are relative, so scale them down.") from exc
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,15 @@
 """Judges score responses on one criterion, each score in [0, 1] with a reason.
 
-- :class:`LLMJudge`: asks a chat model "does the response meet <criterion>? yes/no, then why"; the score is
-  P(yes) at
-  the first reply token (from logprobs), the reason is the reply. With a reference answer, correctness uses
-  the ``judge_reference`` prompt.
-- :class:`RerankerJudge`: any rankwise :class:`~rankwise.rerankers.base.Reranker` as a reward model; the query
-  is the
-  reference answer for correctness (when given), else the prompt; scores are min-max normalised over the
-  candidates (``normalize="sigmoid"`` or ``"none"`` for other scales).
+- :class:`~rankwise.selection.llm_judge.LLMJudge`: asks a chat model "does the response meet <criterion>? yes/no,
+  then why"; the score is P(yes) at the first reply token. With a reference answer, correctness uses the
+  ``judge_reference`` prompt.
+- :class:`RerankerJudge`: any rankwise :class:`~rankwise.rerankers.base.Reranker` as a reward model. It hands the
+  caller's Documents to the re-ranker unchanged, so it reads exactly what ``reranker.rank()`` reads; the query is the
+  reference answer for correctness (when given), else the prompt; scores are min-max normalised over the candidates.
 - :class:`TokenF1Judge`: no model: SQuAD-style token F1 against the reference answer.
-- :class:`AgreementJudge`: correctness without a reference: a response's mean similarity to the other
-  responses
-  (self-consistency), with a similarity from a Reranker or token F1.
+- :class:`AgreementJudge`: the ``agreement`` criterion (self-consistency): a response's mean similarity to the
+  other responses, with a similarity from a Reranker or token F1. It suits n answers sampled for one prompt
+  (:func:`~rankwise.selection.best_of_n`), not candidates that differ by design (docs/selection.md has the figures).
 
 Example:
     >>> from rankwise.selection import Criterion, TokenF1Judge
@@ -26,120 +24,28 @@ import math
 import os
 import re
 import string
-from abc import ABC, abstractmethod
 from collections import Counter
-from collections.abc import Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Hashable, Sequence
+from typing import TYPE_CHECKING, Any
 
+from rankwise.documents import document_text
 from rankwise.errors import InvalidInputError
 from rankwise.llm.base import ChatClient
-from rankwise.llm.prompts import PromptTemplate, load_prompt
-from rankwise.llm.scoring import YES_NO_CANDIDATES, NextTokenScorer, verdict_from_result, yes_probability
 from rankwise.rerankers.base import Reranker
-from rankwise.selection.criteria import Criterion
-from rankwise.types import rank_order
+from rankwise.selection.base import NEUTRAL, Judge, Verdict
+from rankwise.selection.llm_judge import LLMJudge
+from rankwise.types import Document, rank_order
 
-NEUTRAL = 0.5
+if TYPE_CHECKING:
+    from rankwise.selection.criteria import Criterion
 
-
-@dataclass(frozen=True)
-class Verdict:
-    """A judge's score in [0, 1] for one response, the reason, and the judge's raw value (before normalising)."""
-
-    score: float
-    reason: str
-    raw: float | None = None
+__all__ = [
+    "NEUTRAL", "AgreementJudge", "Judge", "LLMJudge", "RerankerJudge", "TokenF1Judge", "Verdict", "as_judge",
+    "normalize_answer", "normalize_scores", "token_f1",
+]
 
 
-class Judge(ABC):
-    """Scores every response to one prompt on one criterion. ``name`` identifies the judge in results."""
-
-    name: str = "judge"
-
-    @abstractmethod
-    def judge(
-        self, criterion: Criterion, prompt: str, responses: Sequence[str], reference: str | None
-    ) -> list[Verdict]:
-        """One :class:`Verdict` per response, in order."""
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(name={self.name!r})"
-
-
-# -- LLM ----------------------------------------------------------------------------------------------------------
-class LLMJudge(Judge):
-    """A chat model as judge: P(yes) of "does the response meet the criterion?", the reply as the reason.
-
-    Args:
-        client: a :class:`~rankwise.llm.ChatClient`, or anything :func:`rankwise.llm.make_client` takes
-            (None = the bundled SmolLM2 GGUF).
-        prompt: the ``judge`` template (name, path or PromptTemplate).
-        reference_prompt: the ``judge_reference`` template, used for correctness when a reference is given.
-        max_reason_tokens: reply budget (the verdict word plus a one-sentence reason).
-        top_logprobs: alternatives asked for at the first reply token.
-    """
-
-    def __init__(
-        self,
-        client: ChatClient | str | os.PathLike[str] | None = None,
-        *,
-        prompt: str | os.PathLike[str] | PromptTemplate = "judge",
-        reference_prompt: str | os.PathLike[str] | PromptTemplate = "judge_reference",
-        max_reason_tokens: int = 48,
-        top_logprobs: int = 20,
-    ) -> None:
-        from rankwise.llm.factory import make_client
-
-        self.client = make_client(client)
-        self.template = load_prompt(prompt, "judge")
-        self.reference_template = load_prompt(reference_prompt, "judge_reference")
-        self.max_reason_tokens = max_reason_tokens
-        self.top_logprobs = top_logprobs
-        self.name = f"llm:{self.client.model}"
-
-    def judge(
-        self, criterion: Criterion, prompt: str, responses: Sequence[str], reference: str | None
-    ) -> list[Verdict]:
-        template = (
-            self.reference_template
-            if reference is not None and criterion.name == "correctness"
-            else self.template
-        )
-        values = {
-            "prompt": prompt,
-            "criterion": criterion.name.replace("_", " "),
-            "description": criterion.description,
-            "reference": reference or "",
-        }
-        used = {k: v for k, v in values.items() if k in template.placeholders and k != "response"}
-        chats = [template.render(response=r, **used) for r in responses]
-        if isinstance(
-            self.client, NextTokenScorer
-        ):  # exact P(yes) from logits, then the reason as plain text
-            exact = [yes_probability(self.client.next_token_logprobs(c, YES_NO_CANDIDATES)[0]) for c in chats]
-            results = self.client.batch(chats, max_tokens=self.max_reason_tokens, temperature=0.0)
-            outcomes = [
-                (p, "logits") if p is not None else verdict_from_result(r) for p, r in zip(exact, results)
-            ]
-        else:
-            results = self.client.batch(
-                chats, max_tokens=self.max_reason_tokens, temperature=0.0, logprobs=self.top_logprobs
-            )
-            outcomes = [verdict_from_result(r) for r in results]
-        verdicts = []
-        for result, (p, source) in zip(results, outcomes):
-            reason = " ".join(result.text.split())[:400]
-            if p is None:
-                reason = f"no yes/no verdict in the reply (scored {NEUTRAL}): {reason!r}"
-            elif source == "text":
-                reason = f"{reason} [verdict from the reply text: the backend gave no logprobs]"
-            verdicts.append(Verdict(NEUTRAL if p is None else p, reason or f"P(yes)={p:.3f}", p))
-        return verdicts
-
-
-# -- reward model
-# ---------------------------------------------------------------------------------------------------
+# -- reward model -------------------------------------------------------------------------------------------------
 def normalize_scores(raw: Sequence[float], how: str) -> list[float]:
     """Map raw scores to [0, 1]: ``minmax`` over the set (all equal -> 0.5), ``sigmoid``, or ``none`` (clipped)."""
     if how == "minmax":
@@ -157,12 +63,15 @@ class RerankerJudge(Judge):
 
     The "query" is the reference answer for correctness when one is given, else ``query_template`` filled with
     the prompt and the criterion's description (default: the prompt alone, which is what a relevance model
-    understands).
+    understands, so every criterion but correctness-with-a-reference asks the same question and a selection
+    scores it once). The candidates reach the re-ranker as the caller's Documents, read by the re-ranker's own
+    ``fields``: ``select(q, docs, criteria=["correctness"], judge=r)`` orders exactly as ``r.rank(q, docs)``.
 
     Args:
         reranker: a :class:`~rankwise.rerankers.base.Reranker` or a name for :func:`rankwise.load`.
         normalize: ``minmax`` (default), ``sigmoid`` (raw logits of a cross-encoder) or ``none`` (already in
-        [0, 1]). query_template: ``str.format`` template with ``{prompt}`` and optionally ``{description}``.
+            [0, 1]).
+        query_template: ``str.format`` template with ``{prompt}`` and optionally ``{description}``.
     """
 
     def __init__(
@@ -177,21 +86,29 @@ class RerankerJudge(Judge):
                 f"reranker must be a rankwise Reranker or a model name, got {reranker!r}."
             )
         normalize_scores([0.0], normalize)  # validate early
+        try:
+            query_template.format(prompt="", description="")
+        except (KeyError, IndexError, ValueError, AttributeError) as exc:
+            raise InvalidInputError(
+                f"query_template {query_template!r} is not a str.format template of {{prompt}} and "
+                f"{{description}} ({type(exc).__name__}: {exc})."
+            ) from exc
         self.reranker = reranker
         self.normalize = normalize
         self.query_template = query_template
         self.name = f"reranker:{reranker.name}"
 
-    def judge(
-        self, criterion: Criterion, prompt: str, responses: Sequence[str], reference: str | None
+    def _query(self, criterion: Criterion, prompt: str, reference: str | None) -> tuple[str, bool]:
+        """The query the re-ranker is asked, and whether it is the reference answer."""
+        if reference is not None and criterion.name == "correctness":
+            return reference, True
+        return self.query_template.format(prompt=prompt, description=criterion.description), False
+
+    def judge_documents(
+        self, criterion: Criterion, prompt: str, candidates: Sequence[Document], reference: str | None
     ) -> list[Verdict]:
-        against_reference = reference is not None and criterion.name == "correctness"
-        query = (
-            reference
-            if against_reference
-            else self.query_template.format(prompt=prompt, description=criterion.description)
-        )
-        raw = self.reranker.score(query, list(responses))
+        query, against_reference = self._query(criterion, prompt, reference)
+        raw = self.reranker.score(query, list(candidates))
         scores = normalize_scores(raw, self.normalize)
         place = {i: r for r, i in enumerate(rank_order(raw), start=1)}
         what = "the reference answer" if against_reference else "the prompt"
@@ -202,14 +119,25 @@ class RerankerJudge(Judge):
             for i, (s, r) in enumerate(zip(scores, raw))
         ]
 
-    def similarity(self, text: str, others: Sequence[str]) -> list[float]:
+    def judge(
+        self, criterion: Criterion, prompt: str, responses: Sequence[str], reference: str | None
+    ) -> list[Verdict]:
+        return self.judge_documents(criterion, prompt, [Document(r) for r in responses], reference)
+
+    def verdict_key(self, criterion: Criterion, reference: str | None) -> Hashable | None:
+        if reference is not None and criterion.name == "correctness":
+            return ("reference", reference)
+        if "{description}" in self.query_template:
+            return ("description", criterion.description)
+        return ("prompt",)
+
+    def similarity(self, text: str, others: Sequence[Document | str]) -> list[float]:
         """Similarity of ``text`` to each of ``others``, in [0, 1] (sigmoid/none) or raw scores (minmax)."""
         raw = self.reranker.score(text, list(others))
         return raw if self.normalize == "minmax" else normalize_scores(raw, self.normalize)
 
 
-# -- token overlap
-# --------------------------------------------------------------------------------------------------
+# -- token overlap ------------------------------------------------------------------------------------------------
 _ARTICLES = re.compile(r"\b(a|an|the)\b")
 _PUNCT = str.maketrans("", "", string.punctuation)
 
@@ -234,7 +162,8 @@ def token_f1(prediction: str, reference: str) -> float:
 class TokenF1Judge(Judge):
     """Reference-based correctness without a model: token F1 against the reference answer.
 
-    For any other criterion or without a reference it falls back to agreement among the candidates (token F1).
+    Without a reference there is nothing to compare with, so it scores agreement among the candidates (token F1;
+    the judge name in the results says ``agreement:token-f1``).
     """
 
     name = "token-f1"
@@ -252,35 +181,55 @@ class TokenF1Judge(Judge):
             out.append(Verdict(f1, reason, f1))
         return out
 
+    def verdict_key(self, criterion: Criterion, reference: str | None) -> Hashable | None:
+        return ("token-f1", reference)  # the criterion plays no part
+
 
 class AgreementJudge(Judge):
-    """Correctness with no reference: each response's mean similarity to the others (self-consistency).
+    """Self-consistency: each response's mean similarity to the others (the ``agreement`` criterion).
+
+    The answer most samples agree on is most often right when the candidates are n answers sampled for one prompt
+    (best-of-n); candidates that differ by design (retrieved sentences, answers of different systems) get no such
+    signal from agreement, and it costs n re-ranker calls (docs/selection.md).
 
     Args:
-        similarity: a :class:`RerankerJudge` (its re-ranker scores response pairs; min-max normalised at the
-        end)
-            or None for token F1.
+        similarity: a :class:`RerankerJudge` (its re-ranker scores a response, as the query, against the others;
+            min-max normalised at the end) or None for token F1.
     """
 
     def __init__(self, similarity: RerankerJudge | None = None) -> None:
+        if similarity is not None and not isinstance(similarity, RerankerJudge):
+            raise InvalidInputError(
+                f"similarity must be a RerankerJudge or None (token F1), got {type(similarity).__name__}."
+            )
         self.similarity = similarity
         self.name = "agreement:" + ("token-f1" if similarity is None else similarity.reranker.name)
 
-    def judge(
-        self, criterion: Criterion, prompt: str, responses: Sequence[str], reference: str | None
+    def judge_documents(
+        self, criterion: Criterion, prompt: str, candidates: Sequence[Document], reference: str | None
     ) -> list[Verdict]:
-        n = len(responses)
+        n = len(candidates)
         if n < 2:
-            return [Verdict(NEUTRAL, "only one candidate: nothing to agree with", None) for _ in responses]
-        means = []
-        for i, r in enumerate(responses):
-            others = [o for j, o in enumerate(responses) if j != i]
-            sims = (
-                [token_f1(r, o) for o in others]
-                if self.similarity is None
-                else self.similarity.similarity(r, others)
-            )
-            means.append(sum(sims) / len(sims))
+            return [Verdict(NEUTRAL, "only one candidate: nothing to agree with", None) for _ in candidates]
+        texts = [document_text(d, self.fields) for d in candidates]
+        means: list[float | None] = []
+        for i, text in enumerate(texts):
+            if not text.strip():  # an empty answer agrees with nothing (and is no query for a re-ranker)
+                means.append(None)
+            elif self.similarity is None:
+                sims = [token_f1(text, o) for j, o in enumerate(texts) if j != i]
+                means.append(sum(sims) / len(sims))
+            else:  # the others as the caller's Documents: the re-ranker reads them as rank() would
+                sims = self.similarity.similarity(text, [d for j, d in enumerate(candidates) if j != i])
+                means.append(sum(sims) / len(sims))
+        return self._verdicts(means)
+
+    def _verdicts(self, found: list[float | None]) -> list[Verdict]:
+        """Verdicts from mean similarities; an empty candidate gets the lowest agreement of the set."""
+        n = len(found)
+        known = [m for m in found if m is not None]
+        floor = min(known) if known else 0.0
+        means = [floor if m is None else m for m in found]
         scores = (
             means
             if self.similarity is None or self.similarity.normalize != "minmax"
@@ -288,8 +237,17 @@ class AgreementJudge(Judge):
         )
         return [
             Verdict(s, f"mean agreement {m:.3f} with the other {n - 1} candidates ({self.name})", m)
-            for s, m in zip(scores, means)
+            if f is not None else Verdict(s, f"empty: agrees with nothing (lowest agreement, {self.name})", m)
+            for s, m, f in zip(scores, means, found)
         ]
+
+    def judge(
+        self, criterion: Criterion, prompt: str, responses: Sequence[str], reference: str | None
+    ) -> list[Verdict]:
+        return self.judge_documents(criterion, prompt, [Document(r) for r in responses], reference)
+
+    def verdict_key(self, criterion: Criterion, reference: str | None) -> Hashable | None:
+        return ("agreement",)  # neither the criterion nor the reference plays a part
 
 
 def as_judge(judge: Any) -> Judge:

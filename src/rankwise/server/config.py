@@ -52,6 +52,26 @@ class ModelSpec:
 
         return load(self.source, backend=self.backend, **dict(self.options))
 
+    def shown_options(self) -> dict[str, Any]:
+        """The options for display (logs, ``--print-config``): an ``api_key`` (a remote backend's) as ``***``."""
+        return {k: ("***" if k == "api_key" else v) for k, v in self.options.items()}
+
+    def __repr__(self) -> str:
+        return (
+            f"ModelSpec(name={self.name!r}, source={self.source!r}, backend={self.backend!r}, "
+            f"options={self.shown_options()!r})"
+        )
+
+
+def _redacted(spec: str) -> str:
+    """``spec`` with the value of an ``api_key=`` option replaced by ``***``, for messages that quote the spec.
+
+    Example:
+        >>> _redacted("gw=rerank-v3.5:cohere?api_key=s3cret&timeout=5")
+        'gw=rerank-v3.5:cohere?api_key=***&timeout=5'
+    """
+    return re.sub(r"(api_key=)[^&]*", r"\1***", spec)
+
 
 def _json_value(text: str) -> Any:
     """``true`` -> True, ``256`` -> 256, ``["a","b"]`` -> list; anything that is not JSON stays a string."""
@@ -82,7 +102,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
         key, eq, value = part.partition("=")
         if not eq or not key:
             raise InvalidInputError(
-                f"model spec {spec!r}: options after '?' must look like key=value&key=value."
+                f"model spec {_redacted(spec)!r}: options after '?' must look like key=value&key=value."
             )
         options[unquote(key)] = _json_value(unquote(value))
     name = None
@@ -95,7 +115,7 @@ def parse_model_spec(spec: str) -> ModelSpec:
         text, backend = base, tail
     if not text:
         raise InvalidInputError(
-            f"model spec {spec!r} has no model source; e.g. 'minilm=./model-folder:onnx'."
+            f"model spec {_redacted(spec)!r} has no model source; e.g. 'minilm=./model-folder:onnx'."
         )
     return ModelSpec(name=name or text, source=text, backend=backend, options=MappingProxyType(options))
 

@@ -3,7 +3,8 @@
 ``message`` is what Cohere and Jina clients read, ``error``/``error_type`` what TEI clients read; both hold the same
 text. Status codes: 400 bad request (malformed JSON, empty query, too many documents...), 401 missing/wrong API key,
 404 unknown model or path, 413 body too large, 422 a field of the wrong type (pydantic's check, with a readable
-message), 499 client left, 500 model failure, 503 overloaded or shutting down, 504 request timeout passed.
+message), 499 client left, 500 model failure, 502 a remote re-ranker behind this server (a gateway) failed, 503
+overloaded or shutting down, 504 request timeout passed.
 
 Bodies are written by :func:`json_bytes`: UTF-8 JSON, or ASCII JSON with ``\\uXXXX`` escapes when a text the caller
 sent holds a lone surrogate (``"\\ud800"``), so it comes back exactly as sent instead of failing to encode.
@@ -23,6 +24,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from rankwise.errors import InvalidInputError
+from rankwise.rerankers.remote._answers import RemoteAnswerError, RemoteAuthError, RemoteError
 from rankwise.server._jobs import OverloadedError
 
 logger = logging.getLogger(__name__)
@@ -144,6 +146,14 @@ def install_error_handlers(app: FastAPI) -> None:
     async def _overloaded(request: Request, exc: OverloadedError) -> JSONResponse:
         return error_response(503, str(exc), "overloaded", {"Retry-After": "1"}, request)
 
+    @app.exception_handler(RemoteError)
+    async def _upstream(request: Request, exc: RemoteError) -> JSONResponse:
+        # a gateway's remote re-ranker failed: the log has the detail (never the key: RemoteError scrubs it), the
+        # client a 502 that names the provider and the kind of failure, not its URL
+        ref = uuid.uuid4().hex[:12]
+        logger.error("upstream error %s on %s %s: %s", ref, request.method, request.url.path, exc)
+        return error_response(502, upstream_message(exc, ref), "upstream_error", None, request)
+
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, exc: RequestValidationError) -> JSONResponse:
         status, message, kind = validation_message(exc)
@@ -169,6 +179,27 @@ def install_error_handlers(app: FastAPI) -> None:
         ref = uuid.uuid4().hex[:12]
         logger.error("unhandled error %s on %s %s: %r", ref, request.method, request.url.path, exc)
         return error_response(500, internal_message(ref), "internal", None, request)
+
+
+def upstream_message(exc: RemoteError, ref: str) -> str:
+    """The 502's message when a remote re-ranker behind this server failed: which provider, what kind of failure.
+
+    Example:
+        >>> upstream_message(RemoteError("x", provider="cohere", url="u", status=503), "abc")[:61]
+        'the upstream re-ranker (cohere) failed: it answered HTTP 503;'
+    """
+    if isinstance(exc, RemoteAuthError):
+        what = "it refused this server's API key for it (an operator must fix the key)"
+    elif isinstance(exc, RemoteAnswerError):
+        what = "it answered an unusable ranking"
+    elif exc.status is not None:
+        what = f"it answered HTTP {exc.status}"
+    else:
+        what = "it could not be reached in time"
+    return (
+        f"the upstream re-ranker ({exc.provider}) failed: {what}; retry later (reference {ref}; the server log has "
+        "the details)."
+    )
 
 
 def internal_message(ref: str) -> str:

@@ -8,10 +8,16 @@ Exposed at ``GET /metrics``:
 * per model: ``rankwise_batch_pairs`` and ``rankwise_batch_requests`` (histograms of what one model call merged),
   ``rankwise_batch_duration_seconds``, ``rankwise_queue_pairs`` and ``rankwise_queue_requests`` (waiting work),
   ``rankwise_pairs_scored_total``, ``rankwise_cancelled_requests_total`` (client gone, or request timeout passed,
-  before its work ran).
+  before its work ran);
+* per remote model (a gateway, ``docs/remote.md``): ``rankwise_remote_calls_total``, ``rankwise_remote_documents_total``
+  (sent to the provider), ``rankwise_remote_cached_documents_total`` (answered from the on-disk cache) and
+  ``rankwise_remote_units_total{model,unit}`` (the provider's billing units), read from the model at each scrape.
 """
 
 from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from typing import Any
 
 from rankwise.errors import require
 
@@ -51,6 +57,7 @@ class ServerMetrics:
         self._http_metrics()
         self._model_metrics()
         self._queue_metrics()
+        self._remote: dict[str, Callable[[], Any]] = {}
 
     def _http_metrics(self) -> None:
         """Per HTTP request: counts by status, latency, error types, requests in flight."""
@@ -120,6 +127,12 @@ class ServerMetrics:
             registry=r,
         )
 
+    def watch_remote(self, name: str, cost_total: Callable[[], Any]) -> None:
+        """Export the cumulative cost of remote model ``name`` (``cost_total()``: a ``RemoteCost``) at each scrape."""
+        if not self._remote:
+            self.registry.register(_RemoteCosts(self._remote))
+        self._remote[name] = cost_total
+
     @staticmethod
     def endpoint_label(path: str) -> str:
         """The path for known routes, ``other`` for the rest (so label values stay bounded)."""
@@ -128,3 +141,38 @@ class ServerMetrics:
     def render(self) -> tuple[bytes, str]:
         """The exposition text and its content type."""
         return self._prom.generate_latest(self.registry), self._prom.CONTENT_TYPE_LATEST
+
+
+class _RemoteCosts:
+    """A Prometheus collector of remote models' costs, read from each model when scraped (the model keeps the
+    counts; the server never mirrors them)."""
+
+    def __init__(self, sources: dict[str, Callable[[], Any]]) -> None:
+        self.sources = sources
+
+    def _families(self) -> tuple[Any, ...]:
+        from prometheus_client.core import CounterMetricFamily
+
+        return (
+            CounterMetricFamily("rankwise_remote_calls", "HTTP calls to a remote re-ranker (cache hits excluded).",
+                                labels=["model"]),
+            CounterMetricFamily("rankwise_remote_documents", "Documents sent to a remote re-ranker.", labels=["model"]),
+            CounterMetricFamily("rankwise_remote_cached_documents",
+                                "Documents a remote model answered from its on-disk cache.", labels=["model"]),
+            CounterMetricFamily("rankwise_remote_units", "Billing units a remote re-ranker reported (search_units, "
+                                "tokens).", labels=["model", "unit"]),
+        )
+
+    def describe(self) -> Iterator[Any]:
+        return iter(self._families())
+
+    def collect(self) -> Iterator[Any]:
+        calls, documents, cached, units = self._families()
+        for name, read in list(self.sources.items()):
+            cost = read()
+            calls.add_metric([name], cost.calls)
+            documents.add_metric([name], cost.documents)
+            cached.add_metric([name], cost.cached)
+            for unit, value in sorted(cost.units.items()):
+                units.add_metric([name, unit], value)
+        return iter((calls, documents, cached, units))

@@ -12,6 +12,7 @@ from collections.abc import Mapping
 
 from rankwise.errors import InvalidInputError
 from rankwise.rerankers.base import Reranker
+from rankwise.rerankers.remote._base import RemoteReranker
 from rankwise.server.batcher import Scheduler
 from rankwise.server.config import ServerConfig
 from rankwise.server.documents import Truncator
@@ -65,6 +66,9 @@ class ServingState:
             for name, model in self.models.items()
         }
         self.truncators = {name: Truncator(model) for name, model in self.models.items()}
+        for name, model in self.models.items():  # a gateway: the provider's calls, documents and units in /metrics
+            if isinstance(model, RemoteReranker):
+                metrics.watch_remote(name, model.cost_total)
         self.ready = False
 
     def start(self) -> None:

@@ -6,7 +6,7 @@ A cache entry is a complete export folder (see :func:`rankwise.rerankers.cross_e
 * the source: for a local folder its resolved path, the size and modification time of every weight, config and
   tokenizer file, and the SHA-256 of ``config.json``; for a hub name the name, the revision asked for and the commit
   that ``config.json`` resolves to (so a new upload on the hub is a new entry);
-* the export options (``optimize``, ``quantize`` and the int8 options);
+* the export options (``optimize``, ``quantize`` and the int8 options; for static int8 the calibration pairs' digest);
 * the export format version and the onnxruntime version (fused graphs use onnxruntime's contrib ops).
 
 torch/transformers versions are recorded in each entry's manifest but not keyed, so a machine without torch can
@@ -36,17 +36,23 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
+from rankwise.rerankers.cross_encoder.calibration import (
+    CalibrationPairs,
+    calibration_digest,
+    check_calibration,
+)
 from rankwise.rerankers.cross_encoder.export import (
     EXPORT_FORMAT,
     FP32_FILE,
     INT8_FILE,
     MANIFEST,
+    STATIC_INT8_FILE,
     check_quantize,
     copy_tokenizer_files,
     export_onnx,
-    int8_options,
     library_versions,
     quantize_int8,
+    quantize_options,
     read_manifest,
     write_manifest,
 )
@@ -107,15 +113,17 @@ def cached_onnx_folder(
     first_token: bool = True,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    calibration: CalibrationPairs | None = None,
 ) -> Path:
     """The cached export folder of a Hugging Face cross-encoder, exporting it on the first call.
 
     Args:
         model: hub name or local folder of a transformers sequence-classification model.
-        quantize: ``None`` or ``"int8"`` (the entry then holds both graphs).
+        quantize: ``None``, ``"int8"`` or ``"int8-static"`` (the entry then holds the fp32 and the int8 graph).
         optimize: fuse the graph (see :func:`rankwise.rerankers.cross_encoder.export.export_onnx`).
         cache_dir: cache root; default :func:`default_cache_dir`.
-        int8: overrides of :data:`rankwise.rerankers.cross_encoder.export.INT8_OPTIONS`.
+        int8: overrides of the int8 options (dynamic: :data:`rankwise.rerankers.cross_encoder.export.INT8_OPTIONS`).
+        calibration: (query, document) pairs for ``"int8-static"``; their digest is part of the key.
         first_token: see :func:`rankwise.rerankers.cross_encoder.export.first_token_last_layer`.
         revision, trust_remote_code: passed to transformers.
 
@@ -124,16 +132,19 @@ def cached_onnx_folder(
         PosixPath('/home/me/.cache/rankwise/onnx/my-cross-encoder-3f1c...')
     """
     check_quantize(quantize)
+    pairs = check_calibration(calibration) if quantize == "int8-static" else None
     local = Path(model).expanduser()
     fingerprint = folder_fingerprint(local) if local.is_dir() else hub_fingerprint(str(model), revision)
     options = {"optimize": optimize, "quantize": quantize, "first_token": first_token,
-               "int8": int8_options(int8) if quantize else None}
+               "int8": quantize_options(quantize, int8)}
+    if pairs is not None:  # only static int8 reads them; other keys stay as they were
+        options["calibration"] = calibration_digest(pairs)
     return _cached(
         _slug(local.resolve().name if local.is_dir() else str(model)),
         cache_key(fingerprint, options),
         cache_dir,
         lambda tmp: export_onnx(model, tmp, quantize=quantize, optimize=optimize, int8=int8, first_token=first_token,
-                                revision=revision, trust_remote_code=trust_remote_code),
+                                revision=revision, trust_remote_code=trust_remote_code, calibration=pairs),
     )
 
 
@@ -142,52 +153,72 @@ def cached_int8_folder(
     *,
     cache_dir: str | Path | None = None,
     int8: Mapping[str, Any] | None = None,
+    quantize: str = "int8",
+    calibration: CalibrationPairs | None = None,
 ) -> Path:
     """Quantize an exported folder's fp32 ``model.onnx`` to int8, cached (needs ``onnx``, not torch).
 
-    The entry holds ``model_int8.onnx`` with the source folder's tokenizer, config and manifest.
+    The entry holds ``model_int8.onnx`` (``quantize="int8"``, dynamic) or ``model_int8_static.onnx``
+    (``"int8-static"``, calibrated on ``calibration``) with the source folder's tokenizer, config and manifest.
     """
     folder = Path(folder)
     src = folder / FP32_FILE
-    opts = int8_options(int8)
+    opts = quantize_options(check_quantize(quantize) or "int8", int8)
+    static = quantize == "int8-static"
+    pairs = check_calibration(calibration) if static else None
     fingerprint = {"onnx": str(src.resolve()), "size": src.stat().st_size, "mtime": src.stat().st_mtime_ns}
+    key_options: dict[str, Any] = {"int8": opts}
+    if pairs is not None:
+        key_options.update(method="static", calibration=calibration_digest(pairs))
 
     def build(tmp: Path) -> Path:
         tmp.mkdir(parents=True)
         copy_tokenizer_files(folder, tmp)
         manifest = read_manifest(folder)
-        manifest["quantization"] = quantize_int8(src, tmp / INT8_FILE, opts)
-        manifest["files"] = {"int8": INT8_FILE}
+        if static:
+            from rankwise.rerankers.cross_encoder.onnx_static import quantize_static_int8
+
+            manifest["quantization"] = quantize_static_int8(src, tmp / STATIC_INT8_FILE, tmp, pairs, opts,
+                                                            max_length=int(manifest.get("max_length", 512)),
+                                                            pad_id=int(manifest.get("pad_token_id", 0)))
+            manifest["files"] = {"int8_static": STATIC_INT8_FILE}
+        else:
+            manifest["quantization"] = quantize_int8(src, tmp / INT8_FILE, opts)
+            manifest["files"] = {"int8": INT8_FILE}
         manifest["quantized_from"] = str(src.resolve())
         write_manifest(tmp, manifest)
         return tmp
 
-    return _cached(_slug(folder.resolve().name) + "-int8", cache_key(fingerprint, {"int8": opts}), cache_dir, build)
+    suffix = "-int8-static" if static else "-int8"
+    return _cached(_slug(folder.resolve().name) + suffix, cache_key(fingerprint, key_options), cache_dir, build)
 
 
-def _cached(slug: str, key: str, cache_dir: str | Path | None, build: Callable[[Path], Path]) -> Path:
-    root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
+def _cached(slug: str, key: str, cache_dir: str | Path | None, build: Callable[[Path], Path],
+            manifest: str = MANIFEST, default_root: Path | None = None) -> Path:
+    """The entry ``<slug>-<key>`` under the cache root, built by ``build(tmp)`` and published on a miss; an entry
+    counts as complete once its ``manifest`` file exists (the OpenVINO cache passes its own manifest and root)."""
+    root = Path(cache_dir).expanduser() if cache_dir is not None else (default_root or default_cache_dir())
     final = root / f"{slug}-{key}"
-    if (final / MANIFEST).is_file():
+    if (final / manifest).is_file():
         return final
     root.mkdir(parents=True, exist_ok=True)
     _remove_stale_tmp(root)
     tmp = root / f".tmp-{slug}-{key}-{os.getpid()}-{uuid.uuid4().hex[:8]}"
     try:
         build(tmp)
-        publish(tmp, final)
+        publish(tmp, final, manifest)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return final
 
 
-def publish(tmp: Path, final: Path) -> None:
+def publish(tmp: Path, final: Path, manifest: str = MANIFEST) -> None:
     """Move a finished folder into place atomically; if another process got there first, keep theirs."""
     try:
         os.rename(tmp, final)
     except OSError:
-        if not (final / MANIFEST).is_file():  # not a lost race: a real error (permissions, a stray file...)
+        if not (final / manifest).is_file():  # not a lost race: a real error (permissions, a stray file...)
             raise
 
 

@@ -18,7 +18,9 @@ The steps, each recorded in ``rankwise_onnx.json`` (the folder's manifest):
    bias + GELU and skip + LayerNorm into single kernels (BERT-family models). Inputs must be right-padded, as rankwise
    pads them.
 4. **quantize** (``quantize="int8"``): dynamic int8 quantization of the weights of every MatMul and fused Attention
-   (:data:`INT8_OPTIONS`); ``model.onnx`` stays fp32 next to ``model_int8.onnx``.
+   (:data:`INT8_OPTIONS`); ``model.onnx`` stays fp32 next to ``model_int8.onnx``. ``quantize="int8-static"``
+   writes ``model_int8_static.onnx`` instead: calibrated static QDQ int8 with SmoothQuant
+   (:mod:`~rankwise.rerankers.cross_encoder.onnx_static`), calibrated on ``calibration`` pairs.
 5. **check**: the fp32 graph must reproduce torch's logits on sample pairs (max abs difference below 1e-3); when the
    fused graph does not, the unfused one is kept and the manifest says why. The int8 difference is recorded.
 
@@ -33,11 +35,12 @@ import json
 import re
 import shutil
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 from rankwise.errors import InvalidInputError, require
+from rankwise.rerankers.cross_encoder.calibration import check_calibration
 from rankwise.rerankers.cross_encoder.engine import resolve_max_length
 from rankwise.rerankers.cross_encoder.graph import (
     OPSET,
@@ -52,15 +55,17 @@ from rankwise.rerankers.cross_encoder.graph import (
 )
 
 __all__ = [
-    "FP32_FILE", "INT8_FILE", "INT8_OPTIONS", "MANIFEST", "OPSET", "check_quantize", "copy_tokenizer_files",
-    "export_onnx", "first_token_last_layer", "int8_options", "quantize_int8", "read_manifest", "write_manifest",
+    "FP32_FILE", "INT8_FILE", "INT8_OPTIONS", "MANIFEST", "OPSET", "STATIC_INT8_FILE", "check_quantize",
+    "copy_tokenizer_files", "export_onnx", "first_token_last_layer", "int8_options", "quantize_int8",
+    "quantize_options", "read_manifest", "write_manifest",
 ]
 
 MANIFEST = "rankwise_onnx.json"
 FP32_FILE = "model.onnx"
 INT8_FILE = "model_int8.onnx"
 EXPORT_FORMAT = 1
-QUANTIZE_CHOICES = (None, "int8")
+STATIC_INT8_FILE = "model_int8_static.onnx"
+QUANTIZE_CHOICES = (None, "int8", "int8-static")
 
 # Dynamic int8: uint8 activations x int8 weights, per-channel weight scales, full 8-bit range (docs/onnx.md).
 # "keep_fp32": regular expressions; nodes whose name matches one stay fp32 (trade speed for agreement), e.g.
@@ -89,11 +94,23 @@ def check_quantize(quantize: str | None) -> str | None:
     >>> check_quantize("fp16")
     Traceback (most recent call last):
     ...
-    rankwise.errors.InvalidInputError: quantize must be None or 'int8', got 'fp16'.
+    rankwise.errors.InvalidInputError: quantize must be None or 'int8' (dynamic), or 'int8-static' (calibrated), got 'fp16'.
     """
     if quantize not in QUANTIZE_CHOICES:
-        raise InvalidInputError(f"quantize must be None or 'int8', got {quantize!r}.")
+        raise InvalidInputError(
+            f"quantize must be None or 'int8' (dynamic), or 'int8-static' (calibrated), got {quantize!r}."
+        )
     return quantize
+
+
+def quantize_options(quantize: str | None, overrides: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The checked int8 options of a ``quantize`` method (:data:`INT8_OPTIONS` for dynamic, the static ones for
+    ``"int8-static"``), ``None`` for fp32."""
+    if quantize == "int8-static":
+        from rankwise.rerankers.cross_encoder.onnx_static import static_int8_options
+
+        return static_int8_options(overrides)
+    return int8_options(overrides) if quantize else None
 
 
 def int8_options(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -132,15 +149,20 @@ def export_onnx(
     revision: str | None = None,
     trust_remote_code: bool = False,
     overwrite: bool = False,
+    calibration: Sequence[tuple[str, Any]] | None = None,
 ) -> Path:
     """Export a sequence-classification re-ranker to an ONNX folder that runs without torch.
 
     Args:
         model: Hugging Face hub name or local folder of the cross-encoder.
         out_dir: folder to write; it must not exist (or be empty) unless ``overwrite=True``.
-        quantize: ``None`` (fp32 only) or ``"int8"`` (also write ``model_int8.onnx``).
+        quantize: ``None`` (fp32 only), ``"int8"`` (also write ``model_int8.onnx``, dynamic) or ``"int8-static"``
+            (also write ``model_int8_static.onnx``, calibrated static QDQ).
         optimize: fuse attention / LayerNorm / GELU with onnxruntime's transformer optimizer (BERT family).
-        int8: overrides of :data:`INT8_OPTIONS` (advanced; for measuring variants).
+        int8: overrides of :data:`INT8_OPTIONS` (dynamic) or of
+            :data:`~rankwise.rerankers.cross_encoder.onnx_static.STATIC_INT8_OPTIONS` (static); advanced.
+        calibration: (query, document) pairs for ``"int8-static"`` (default: the built-in general set,
+            :data:`~rankwise.rerankers.cross_encoder.calibration.DEFAULT_CALIBRATION`).
         first_token: compute the last layer for the first token only (:func:`first_token_last_layer`; exact).
         revision, trust_remote_code: passed to transformers.
 
@@ -153,7 +175,8 @@ def export_onnx(
         PosixPath('my-cross-encoder-onnx')
     """
     check_quantize(quantize)
-    opts = int8_options(int8) if quantize else None
+    opts = quantize_options(quantize, int8)
+    pairs = check_calibration(calibration) if quantize == "int8-static" else None
     out = _prepare_out_dir(Path(out_dir), overwrite)
     torch = require("torch", "onnx-export", "Exporting a cross-encoder to ONNX")
     torch_model, config, hf_tok = load_source(str(model), revision, trust_remote_code)
@@ -171,6 +194,14 @@ def export_onnx(
         manifest["quantization"] = quantize_int8(out / FP32_FILE, out / INT8_FILE, opts)
         manifest["files"]["int8"] = INT8_FILE
         manifest["check"]["max_abs_diff_int8"] = max_diff(out / INT8_FILE, sample, expected)
+    elif quantize == "int8-static":
+        from rankwise.rerankers.cross_encoder.onnx_static import quantize_static_int8
+
+        manifest["quantization"] = quantize_static_int8(out / FP32_FILE, out / STATIC_INT8_FILE, out, pairs, opts,
+                                                        max_length=manifest["max_length"],
+                                                        pad_id=manifest["pad_token_id"])
+        manifest["files"]["int8_static"] = STATIC_INT8_FILE
+        manifest["check"]["max_abs_diff_int8_static"] = max_diff(out / STATIC_INT8_FILE, sample, expected)
     write_manifest(out, manifest)
     return out
 

@@ -23,13 +23,20 @@ import numpy as np
 from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.cross_encoder.batching import Batch
+from rankwise.rerankers.cross_encoder.calibration import CalibrationPairs
 from rankwise.rerankers.cross_encoder.engine import (
     CrossEncoderEngine,
     read_json,
     relevance_logit,
     resolve_max_length,
 )
-from rankwise.rerankers.cross_encoder.export import FP32_FILE, INT8_FILE, check_quantize, read_manifest
+from rankwise.rerankers.cross_encoder.export import (
+    FP32_FILE,
+    INT8_FILE,
+    STATIC_INT8_FILE,
+    check_quantize,
+    read_manifest,
+)
 from rankwise.rerankers.cross_encoder.pairs import Overflow, load_fast_tokenizer
 from rankwise.rerankers.cross_encoder.parallel import ordered_map, resolve_workers
 
@@ -47,8 +54,11 @@ class OnnxReranker(CrossEncoderEngine):
         model: an exported folder (holding ``model.onnx`` / ``model_int8.onnx``, or ``onnx/model.onnx``, plus
             ``tokenizer.json``), or a Hugging Face cross-encoder (hub name or folder) to export and cache.
         quantize: ``None`` runs the fp32 graph (scores match torch); ``"int8"`` runs the dynamically quantized one
-            (several times faster on CPU, scores shift slightly). An exported folder without an int8 graph is
-            quantized once into the cache.
+            (faster on CPU, scores shift slightly); ``"int8-static"`` the calibrated static (QDQ) one, calibrated on
+            ``calibration`` (measured: slower than dynamic and less faithful on BERT models, docs/onnx.md). An
+            exported folder without that graph is quantized once into the cache.
+        calibration: (query, document) pairs for ``"int8-static"`` (default: a built-in general set); part of the
+            cache key. Ignored by the other ``quantize`` values.
         cache_dir: where exports are cached (default ``$RANKWISE_CACHE/onnx`` or ``~/.cache/rankwise/onnx``).
         threads: CPU threads in all; default all CPUs this process may use.
         workers: batches run at once, each on ``threads // workers`` onnxruntime threads. Default on CPU:
@@ -61,7 +71,8 @@ class OnnxReranker(CrossEncoderEngine):
         providers: onnxruntime execution providers (default ``["CPUExecutionProvider"]``).
         spin: let idle onnxruntime threads spin-wait (a little lower latency on an idle machine; on a shared one
             it burns CPU that others need and was slower here, hence off by default).
-        int8: overrides of :data:`rankwise.rerankers.cross_encoder.export.INT8_OPTIONS` when quantizing (advanced).
+        int8: overrides of :data:`rankwise.rerankers.cross_encoder.export.INT8_OPTIONS` when quantizing (advanced;
+            for ``"int8-static"``: of :data:`rankwise.rerankers.cross_encoder.onnx_static.STATIC_INT8_OPTIONS`).
         batch_size, max_tokens: most pairs and most tokens (pairs x padded length) per batch; default 32 pairs and
             2,048 tokens on CPU (4-5 abstracts: cache-sized), 256 pairs on a GPU provider.
         See :class:`~rankwise.rerankers.cross_encoder.engine.CrossEncoderEngine` for ``max_length``, ``overflow``,
@@ -95,6 +106,7 @@ class OnnxReranker(CrossEncoderEngine):
         int8: Mapping[str, Any] | None = None,
         revision: str | None = None,
         trust_remote_code: bool = False,
+        calibration: CalibrationPairs | None = None,
     ) -> None:
         check_quantize(quantize)
         cpu_only = all(p == "CPUExecutionProvider" for p in (providers or ["CPUExecutionProvider"]))
@@ -102,9 +114,9 @@ class OnnxReranker(CrossEncoderEngine):
             threads, workers, default_threads=_available_cpus(), side_by_side=cpu_only
         )
         folder = resolve_folder(model, quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
-                                revision=revision, trust_remote_code=trust_remote_code)
+                                revision=revision, trust_remote_code=trust_remote_code, calibration=calibration)
         self.folder = folder
-        self.model_path = pick_model_file(folder, quantize, file_name, cache_dir, int8)
+        self.model_path = pick_model_file(folder, quantize, file_name, cache_dir, int8, calibration)
         self.quantize = quantize
         self.session = _make_session(self.model_path, max(1, self.threads // self.workers), providers, spin)
         self._inputs = {i.name: np.int32 if i.type == "tensor(int32)" else np.int64 for i in self.session.get_inputs()}
@@ -155,6 +167,7 @@ def resolve_folder(
     int8: Mapping[str, Any] | None = None,
     revision: str | None = None,
     trust_remote_code: bool = False,
+    calibration: CalibrationPairs | None = None,
 ) -> Path:
     """An exported folder as is; a Hugging Face model through the export cache; a missing path is an error."""
     path = Path(model).expanduser()
@@ -165,7 +178,7 @@ def resolve_folder(
             from rankwise.rerankers.cross_encoder.cache import cached_onnx_folder
 
             return cached_onnx_folder(path, quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
-                                      trust_remote_code=trust_remote_code)
+                                      trust_remote_code=trust_remote_code, calibration=calibration)
         raise InvalidInputError(
             f"folder {str(model)!r} holds neither an ONNX model (model.onnx, model_int8.onnx, onnx/model.onnx) nor a "
             "Hugging Face model (config.json). Export one with rankwise.rerankers.cross_encoder.export.export_onnx(...)."
@@ -178,7 +191,7 @@ def resolve_folder(
     from rankwise.rerankers.cross_encoder.cache import cached_onnx_folder
 
     return cached_onnx_folder(str(model), quantize=quantize, optimize=optimize, cache_dir=cache_dir, int8=int8,
-                              revision=revision, trust_remote_code=trust_remote_code)
+                              revision=revision, trust_remote_code=trust_remote_code, calibration=calibration)
 
 
 def pick_model_file(
@@ -187,6 +200,7 @@ def pick_model_file(
     file_name: str | None = None,
     cache_dir: str | Path | None = None,
     int8: Mapping[str, Any] | None = None,
+    calibration: CalibrationPairs | None = None,
 ) -> Path:
     """The ``.onnx`` file to run: ``file_name`` if given, else the int8 or fp32 graph (quantizing once if needed)."""
     if file_name is not None:
@@ -195,19 +209,23 @@ def pick_model_file(
             found = ", ".join(p.name for p in _onnx_files(folder)) or "none"
             raise InvalidInputError(f"file_name {file_name!r} is not in {str(folder)!r} (ONNX files there: {found}).")
         return path
-    base = folder if (folder / FP32_FILE).is_file() or (folder / INT8_FILE).is_file() else folder / "onnx"
-    if quantize == "int8":
-        if (base / INT8_FILE).is_file():
-            return base / INT8_FILE
+    base = folder if any((folder / f).is_file() for f in (FP32_FILE, INT8_FILE, STATIC_INT8_FILE)) else folder / "onnx"
+    if quantize in ("int8", "int8-static"):
+        target = INT8_FILE if quantize == "int8" else STATIC_INT8_FILE
+        if (base / target).is_file():
+            return base / target
         if not (base / FP32_FILE).is_file():
             raise InvalidInputError(f"{str(folder)!r} has no {FP32_FILE} to quantize.")
         from rankwise.rerankers.cross_encoder.cache import cached_int8_folder
 
-        return cached_int8_folder(base, cache_dir=cache_dir, int8=int8) / INT8_FILE
+        entry = cached_int8_folder(base, cache_dir=cache_dir, int8=int8, quantize=quantize, calibration=calibration)
+        return entry / target
     if (base / FP32_FILE).is_file():
         return base / FP32_FILE
+    only = INT8_FILE if (base / INT8_FILE).is_file() else STATIC_INT8_FILE
     raise InvalidInputError(
-        f"{str(folder)!r} holds only an int8 graph ({INT8_FILE}); pass quantize='int8', or export fp32 too."
+        f"{str(folder)!r} holds only an int8 graph ({only}); pass quantize="
+        f"{'int8' if only == INT8_FILE else 'int8-static'!r}, or export fp32 too."
     )
 
 
