@@ -125,6 +125,15 @@ def test_int8_and_bf16_rank_like_fp32(exported: Path, ov_fp32: OpenVinoReranker)
     assert np.abs(bf16_scores - fp32).max() < 0.1
 
 
+def test_bf16_falls_back_to_f32_under_an_isa_mask(exported: Path, ov_fp32: OpenVinoReranker,
+                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Under ONEDNN_MAX_CPU_ISA=AVX2 oneDNN has no bf16 kernel: rankwise asks for f32 instead of reference kernels."""
+    monkeypatch.setenv("ONEDNN_MAX_CPU_ISA", "AVX2")
+    masked = OpenVinoReranker(exported, precision="bf16", max_length=128, threads=1)
+    assert masked.precision == "f32"
+    np.testing.assert_allclose(masked.score(QUERIES[0], DOCS), ov_fp32.score(QUERIES[0], DOCS), atol=1e-5)
+
+
 def test_contracts_empty_list_top_k_normalize_and_registry(exported: Path) -> None:
     reranker = rankwise.load(str(exported), backend="openvino", quantize="int8", normalize=True, threads=1)
     assert isinstance(reranker, OpenVinoReranker)
