@@ -326,7 +326,8 @@ def test_models_that_declare_independent_scores_are_split_and_get_their_metadata
 
     async def go():  # noqa: ANN202
         # the step waits until both requests' 4 documents are queued (no timing): they share one model call
-        scheduler = Scheduler(model, "m", ServerMetrics(), max_batch_pairs=4, chunk_pairs=1, max_wait_ms=60_000)
+        scheduler = Scheduler(model, "m", ServerMetrics(), max_batch_pairs=4, chunk_pairs=1, max_wait_ms=60_000,
+                              wait_alone=True)
         scheduler.start()
         try:
             good = scheduler.score("q", ["a", "b"], metadata=[{"first_stage_score": 1.0}, {"first_stage_score": 3.0}])
@@ -341,3 +342,22 @@ def test_models_that_declare_independent_scores_are_split_and_get_their_metadata
     assert splittable
     np.testing.assert_array_equal(good, [1.0, 3.0])  # its neighbour's bad input did not fail it
     assert isinstance(bad, InvalidInputError) and "first_stage_score" in str(bad)
+
+
+def test_a_lone_request_is_not_held_for_company_that_is_not_coming():
+    from rankwise.rerankers.metadata_score import MetadataScoreReranker
+
+    async def go():  # noqa: ANN202
+        # a 60 s batching window: a lone request on an idle worker must not sit in it (it would time out below)
+        scheduler = Scheduler(MetadataScoreReranker(), "m", ServerMetrics(), max_wait_ms=60_000)
+        scheduler.start()
+        try:
+            first = await asyncio.wait_for(scheduler.score("q", ["a"], metadata=[{"first_stage_score": 2.0}]), 30)
+            second = await asyncio.wait_for(scheduler.score("q", ["b"], metadata=[{"first_stage_score": 5.0}]), 30)
+            return first, second
+        finally:
+            scheduler.stop(timeout=10)
+
+    first, second = asyncio.run(go())
+    np.testing.assert_array_equal(first, [2.0])
+    np.testing.assert_array_equal(second, [5.0])

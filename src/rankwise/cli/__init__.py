@@ -28,6 +28,7 @@ COMMANDS: dict[str, str] = {
     "serve": "rankwise.cli.serve",
     "select": "rankwise.cli.select",
     "batch": "rankwise.cli.batch",
+    "train": "rankwise.cli.train",
 }
 
 # One-line summaries, kept here so `rankwise --help` does not import every subcommand's dependencies.
@@ -41,6 +42,7 @@ SUMMARIES: dict[str, str] = {
     "serve": "serve re-ranking over HTTP (Cohere v1/v2, Jina and TEI APIs) with dynamic batching",
     "select": "rank LLM answers by criteria (correctness, safety...), best-of-n, preference pairs for DPO",
     "batch": "re-rank a whole dataset (BEIR, JSONL, Parquet) into Parquet shards; resumable, local or on Ray",
+    "train": "train on your judgments: LambdaMART (ltr) over re-rankers and features, or fine-tune a cross-encoder",
 }
 
 

@@ -55,12 +55,15 @@ def run(args: argparse.Namespace) -> int:
     ) as progress:
         results = reranker.rank(args.query, docs, top_k=args.top_k, progress=progress)
     if args.format == "json":
-        write(json_line({"query": results.query, "model": results.model, "results": results.to_dicts()}, indent=2))
+        signals = {"signals": list(results.signals)} if results.signals else {}  # models that choose per call
+        write(json_line({"query": results.query, "model": results.model, **signals, "results": results.to_dicts()},
+                        indent=2))
     elif args.format == "jsonl":
         for row in results.to_dicts():
             write(json_line({"model": results.model, **row}))
     else:
-        write(printable(f"ranked by: {results.model}  ({len(docs)} documents)"))
+        using = f"  using {', '.join(results.signals)}" if results.signals else ""
+        write(printable(f"ranked by: {results.model}{using}  ({len(docs)} documents)"))
         write(format_table(results))
     return 0
 

@@ -44,12 +44,9 @@ def build_reranker(name: str, index: Any) -> Any:
         if dense.model == BUNDLED_MODEL:
             if name == "minilm-bi-encoder":
                 return StoredVectorReranker(index)
-            from rankwise.registry import load, presets
+            from rankwise.registry import load
 
-            members = list(presets()["default"].options.get("members", ()))
-            if "minilm-bi-encoder" in members:
-                stored = StoredVectorReranker(index)
-                return load("default", members=[stored if m == "minilm-bi-encoder" else m for m in members])
+            return load("default", bi_encoder=StoredVectorReranker(index))
     return load_model(name)
 
 

@@ -137,7 +137,14 @@ class Reranker(ABC):
         if not documents:
             return RankedResults(query=query, results=(), model=self.name)
         scores = check_scores(self._score(model_text(query), documents, progress), documents, self.name)
-        return RankedResults.from_scores(query, documents, scores, model=self.name, top_k=top_k)
+        return RankedResults.from_scores(
+            query, documents, scores, model=self.name, top_k=top_k, signals=self._signals(documents)
+        )
+
+    def _signals(self, documents: list[Document]) -> tuple[str, ...]:
+        """What ranked ``documents``, for a re-ranker that chooses its evidence per call (the ``default`` preset);
+        ``()`` for the others. Put on :attr:`~rankwise.types.RankedResults.signals` by :meth:`rank`."""
+        return ()
 
     def score_groups(
         self,

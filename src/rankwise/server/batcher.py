@@ -3,7 +3,10 @@
 One :class:`Scheduler` per served model. Requests wait in a ring; the worker thread takes the next *step*:
 
 * it waits at most ``max_wait_ms`` after the oldest waiting request arrived (or less, once ``max_batch_pairs``
-  documents wait) so that concurrent requests can join;
+  documents wait) so that concurrent requests can join -- but only once concurrency has been seen: a request that
+  finds the worker idle, when the previous step held one request and nothing arrived while it ran, is scored at once
+  (waiting for company that is not coming only adds latency; ``wait_alone=True`` always waits). Under concurrent
+  load requests arrive while a step runs, so the next step waits and batches as before;
 * it takes up to ``chunk_pairs`` documents from each waiting request in turn, in arrival order, pass after pass,
   until the step holds ``max_batch_pairs``. A request of 1,000 documents gets 32 per pass like every other, so it
   never starves a request of 20 that arrives after it; among requests of similar size the oldest finish first;
@@ -64,6 +67,8 @@ class Scheduler:
         batching: merge concurrent requests (False: one ``score`` call per request, in arrival order).
         max_batch_pairs: most documents in one step.
         max_wait_ms: longest a request waits for others to join its step.
+        wait_alone: wait ``max_wait_ms`` even when no concurrency has been seen (default: score a lone request at
+            once; see the module text).
         chunk_pairs: documents taken from one request per pass over the waiting requests.
         max_queue_pairs: documents allowed to wait; beyond that a request is refused (:class:`OverloadedError`).
         express_pairs: for a model scored whole, requests of at most this many documents take the express lane while
@@ -85,6 +90,7 @@ class Scheduler:
         batching: bool = True,
         max_batch_pairs: int = 256,
         max_wait_ms: float = 5.0,
+        wait_alone: bool = False,
         chunk_pairs: int = 32,
         max_queue_pairs: int = 200_000,
         express_pairs: int = 32,
@@ -97,6 +103,8 @@ class Scheduler:
         self._carry = text_carrier(reranker)
         self.max_batch_pairs = max_batch_pairs
         self.max_wait_s = max_wait_ms / 1000.0
+        self.wait_alone = wait_alone
+        self._company = False  # the last step held several requests, or one arrived while it ran
         self.chunk_pairs = chunk_pairs
         self.max_queue_pairs = max_queue_pairs
         self._cond = threading.Condition()
@@ -152,6 +160,8 @@ class Scheduler:
                     f"model {self.name!r} has {self._pending} documents waiting (limit {self.max_queue_pairs}); "
                     "retry later."
                 )
+            if self._main_busy:
+                self._company = True  # arrived while a step ran: concurrent callers, worth waiting for
             self._ring.append(job)
             self._pending += job.size
             self._open_jobs += 1
@@ -257,7 +267,7 @@ class Scheduler:
                     if self._stopping:
                         return None
                     self._cond.wait()
-                if self.splittable and self.max_wait_s > 0:
+                if self.splittable and self.max_wait_s > 0 and (self.wait_alone or self._company or len(self._ring) > 1):
                     deadline = min(j.arrived for j in self._ring) + self.max_wait_s
                     while self._ring and self._pending < self.max_batch_pairs and not self._stopping:
                         remaining = deadline - time.monotonic()
@@ -266,6 +276,7 @@ class Scheduler:
                         self._cond.wait(remaining)
                 if self._ring:  # (every waiting request may have been cancelled meanwhile)
                     step = self._take()
+                    self._company = len(step) > 1
                     self._main_busy = True
                     self._update_gauges()
                     self._cond.notify_all()  # small requests already waiting may take the express lane now

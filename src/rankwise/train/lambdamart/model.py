@@ -1,0 +1,133 @@
+"""The saved LTR model: a folder with ``ltr.json`` (the manifest) and ``model.txt`` (LightGBM's text model).
+
+``ltr.json`` holds everything needed to compute the features again at serving time::
+
+    {"format": "rankwise-ltr", "version": 1,
+     "members": [{"label": "bm25", "name": "bm25", "backend": null, "options": {}}, ...],
+     "metadata_fields": ["price"], "text_features": true,
+     "feature_names": ["score:bm25", "zscore:bm25", ...],
+     "params": {...LightGBM parameters...}, "best_iteration": 87, "report": {...training report...}}
+
+Members are re-ranker specs (a preset, ``NAME:BACKEND:OPTIONS`` or a JSON object, as in ``rankwise eval -r``)
+stored as ``name``/``backend``/``options``; a member that is a local folder is stored as an absolute path, so the
+model keeps working from any current directory (move the member folder and the model must be retrained or its
+``ltr.json`` edited). ``rankwise.load(folder)`` recognises the folder by its ``ltr.json``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rankwise.errors import InvalidInputError
+
+FORMAT = "rankwise-ltr"
+VERSION = 1
+MANIFEST = "ltr.json"
+BOOSTER = "model.txt"
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One member re-ranker of an LTR model, as stored in the manifest."""
+
+    label: str
+    name: str | None
+    backend: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "name": self.name, "backend": self.backend, "options": dict(self.options)}
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """The content of ``ltr.json``."""
+
+    members: tuple[MemberSpec, ...]
+    metadata_fields: tuple[str, ...]
+    text_features: bool
+    feature_names: tuple[str, ...]
+    params: dict[str, Any]
+    best_iteration: int
+    report: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "format": FORMAT,
+            "version": VERSION,
+            "members": [m.to_dict() for m in self.members],
+            "metadata_fields": list(self.metadata_fields),
+            "text_features": self.text_features,
+            "feature_names": list(self.feature_names),
+            "params": self.params,
+            "best_iteration": self.best_iteration,
+            "report": self.report,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Any, source: str) -> Manifest:
+        if not isinstance(data, dict) or data.get("format") != FORMAT:
+            raise InvalidInputError(f"{source} is not a rankwise LTR manifest (no \"format\": {FORMAT!r}).")
+        if data.get("version") != VERSION:
+            raise InvalidInputError(
+                f"{source} has LTR format version {data.get('version')!r}; this rankwise reads version {VERSION}: "
+                "retrain the model with this version (rankwise train ltr)."
+            )
+        try:
+            members = tuple(
+                MemberSpec(str(m["label"]), m["name"], m.get("backend"), dict(m.get("options") or {}))
+                for m in data["members"]
+            )
+            return cls(
+                members=members,
+                metadata_fields=tuple(str(f) for f in data["metadata_fields"]),
+                text_features=bool(data["text_features"]),
+                feature_names=tuple(str(n) for n in data["feature_names"]),
+                params=dict(data["params"]),
+                best_iteration=int(data["best_iteration"]),
+                report=dict(data.get("report") or {}),
+            )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise InvalidInputError(f"{source} is missing or garbles {exc}; retrain the model (rankwise train ltr).") from exc
+
+
+def save_model(folder: str | Path, manifest: Manifest, booster: Any) -> Path:
+    """Write ``ltr.json`` and ``model.txt`` into ``folder`` (created; existing files of those names replaced)."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InvalidInputError(f"output {str(folder)!r} is a file; give a folder to write the model into.")
+    folder.mkdir(parents=True, exist_ok=True)
+    booster.save_model(str(folder / BOOSTER), num_iteration=manifest.best_iteration or None)
+    tmp = folder / f".{MANIFEST}.tmp{os.getpid()}"
+    tmp.write_text(json.dumps(manifest.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
+    os.replace(tmp, folder / MANIFEST)  # the manifest last: a folder with ltr.json is complete
+    return folder
+
+
+def read_manifest(folder: str | Path) -> Manifest:
+    """The manifest of a saved model folder."""
+    path = Path(folder) / MANIFEST
+    if not path.is_file():
+        raise InvalidInputError(
+            f"{str(folder)!r} is not an LTR model folder (no {MANIFEST}); train one with rankwise train ltr."
+        )
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise InvalidInputError(f"{path} cannot be read as JSON ({exc}); retrain the model.") from exc
+    return Manifest.from_dict(data, str(path))
+
+
+def load_booster(folder: str | Path) -> Any:
+    """The LightGBM Booster of a saved model folder."""
+    from rankwise.errors import require
+
+    lgb = require("lightgbm", "ltr", "learning to rank (the ltr backend)")
+    path = Path(folder) / BOOSTER
+    if not path.is_file():
+        raise InvalidInputError(f"{str(folder)!r} has {MANIFEST} but no {BOOSTER}; retrain the model.")
+    return lgb.Booster(model_file=str(path))
