@@ -163,6 +163,16 @@ def test_cli_print_config(capsys, monkeypatch) -> None:  # noqa: ANN001
     assert "secret" not in out
 
 
+def test_no_key_shows_in_a_repr_or_the_printed_config(capsys) -> None:  # noqa: ANN001
+    from rankwise.cli import main
+
+    assert "client-key" not in repr(ServerConfig(api_keys=("client-key",)))
+    status = main(["serve", "--model", "gw=rerank-v3.5:cohere?api_key=upstream-key&timeout=5", "--print-config"])
+    out = capsys.readouterr().out
+    assert status == 0 and "upstream-key" not in out
+    assert json.loads(out)["models"][0]["options"] == {"api_key": "***", "timeout": 5}
+
+
 def test_request_timeout_from_every_source(tmp_path) -> None:  # noqa: ANN001
     assert ServerConfig().request_timeout_s == 60.0
     assert ServerConfig(request_timeout_s=0).request_timeout_s is None  # 0: no deadline

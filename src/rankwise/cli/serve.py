@@ -205,7 +205,7 @@ def run(args: argparse.Namespace) -> int:
         shown = {k: v for k, v in vars(config).items() if k not in ("api_keys", "models")}
         shown["api_keys"] = f"{len(config.all_api_keys())} key(s)"
         shown["models"] = [
-            {"name": m.name, "source": m.source, "backend": m.backend, "options": dict(m.options)}
+            {"name": m.name, "source": m.source, "backend": m.backend, "options": m.shown_options()}
             for m in config.models
         ]
         print(json.dumps(shown, indent=2))

@@ -157,7 +157,7 @@ class ServerConfig:
     port: int = 8000
     models: tuple[ModelSpec, ...] = ()
     default_model: str | None = None
-    api_keys: tuple[str, ...] = ()
+    api_keys: tuple[str, ...] = field(default=(), repr=False)  # secrets: never in a repr, a log or a traceback
     api_keys_file: str | None = None
     cors_origins: tuple[str, ...] = ()
     max_documents: int = 1000
