@@ -58,7 +58,7 @@ def beir(tmp_path_factory) -> Path:
 def test_examples_take_positives_and_unjudged_hard_negatives(beir, tmp_path):
     dataset = load_dataset(beir, "train")
     run = first_stage_run(dataset, 30, cache_dir=tmp_path)
-    mining = NegativeMining(positives=1, bm25_negatives=3, bi_encoder_negatives=0)
+    mining = NegativeMining(random_negatives=0, positives=1, bm25_negatives=3, bi_encoder_negatives=0)
     examples = build_examples(dataset, run, mining, seed=3)
     assert examples.queries_used == 60
     assert examples.counts()["by_source"] == {"positive": 60, "bm25": 180}
@@ -82,9 +82,10 @@ def test_examples_need_a_bi_encoder_scorer_when_asked_for_its_negatives(beir, tm
     dataset = load_dataset(beir, "train")
     run = first_stage_run(dataset, 30, cache_dir=tmp_path)
     with pytest.raises(InvalidInputError, match="bi_encoder"):
-        build_examples(dataset, run, NegativeMining(bi_encoder_negatives=1), seed=0)
+        build_examples(dataset, run, NegativeMining(random_negatives=0, bi_encoder_negatives=1), seed=0)
     # a scorer that prefers longer texts: its choice is taken, and never a judged or already-taken document
-    examples = build_examples(dataset, run, NegativeMining(bm25_negatives=1, bi_encoder_negatives=1), seed=0,
+    mining = NegativeMining(random_negatives=0, bm25_negatives=1, bi_encoder_negatives=1)
+    examples = build_examples(dataset, run, mining, seed=0,
                               bi_encoder=lambda q, texts: [float(len(t)) for t in texts])
     assert examples.counts()["by_source"] == {"positive": 60, "bm25": 60, "bi-encoder": 60}
     keys = [(p.query_id, p.doc_id) for p in examples.pairs]
@@ -120,7 +121,7 @@ def trained(beir, tmp_path_factory, tiny_cross_encoder):
     plans, steps = [], []
     report = train_cross_encoder(
         beir, out, base_model=str(tiny_cross_encoder), dev_queries=6,
-        mining=NegativeMining(bm25_negatives=2, bi_encoder_negatives=0), settings=_settings(epochs=2),
+        mining=NegativeMining(random_negatives=0, bm25_negatives=2, bi_encoder_negatives=0), settings=_settings(epochs=2),
         cache_dir=out.parent / "cache", on_plan=plans.append, progress=lambda d, t: steps.append((d, t)),
     )
     return out, report, plans, steps
@@ -157,8 +158,8 @@ def test_the_cli_prints_the_report_json_alone_on_stdout(beir, tmp_path, tiny_cro
                    "30", "--dev-queries", "2", "--no-progress", "--cache-dir", str(tmp_path / "cache")])
     captured = capsys.readouterr()
     assert status == 0
-    assert json.loads(captured.out)["examples"]["pairs"] == 30  # nothing but the report on standard output
-    assert "30 pairs from 10 queries" in captured.err
+    assert json.loads(captured.out)["examples"]["pairs"] == 28  # nothing but the report on standard output
+    assert "28 pairs from 7 queries" in captured.err  # 1 positive, 1 BM25 and 2 random negatives each
 
 
 @pytest.mark.slow  # two training runs
@@ -174,7 +175,8 @@ def test_an_interrupted_run_resumes_from_its_checkpoint(beir, tmp_path, tiny_cro
         return progress
 
     common = {"base_model": str(tiny_cross_encoder), "dev_queries": 4, "cache_dir": tmp_path / "cache",
-              "mining": NegativeMining(bi_encoder_negatives=0), "settings": _settings(epochs=2, max_length=32)}
+              "mining": NegativeMining(random_negatives=0, bm25_negatives=2, bi_encoder_negatives=0),
+              "settings": _settings(epochs=2, max_length=32)}
     with pytest.raises(Stop):  # dies after step 25; checkpoints are written every 21 steps
         train_cross_encoder(beir, tmp_path / "run", progress=stop_after(25), **common)
     assert (tmp_path / "run" / "checkpoints" / "checkpoint-21").is_dir()
@@ -193,7 +195,7 @@ def test_bad_arguments_name_the_value_and_the_fix(beir, tmp_path, tiny_cross_enc
     with pytest.raises(InvalidInputError, match="batch_size must be an int >= 1, got 0"):
         TrainingSettings(batch_size=0)
     with pytest.raises(InvalidInputError, match="at least|>= 1"):
-        NegativeMining(bm25_negatives=0, bi_encoder_negatives=0)
+        NegativeMining(bm25_negatives=0, bi_encoder_negatives=0, random_negatives=0)
     (tmp_path / "file").write_text("x")
     with pytest.raises(InvalidInputError, match="is a file"):
         train_cross_encoder(beir, tmp_path / "file", base_model=str(tiny_cross_encoder))
@@ -206,7 +208,7 @@ def test_cli_prints_the_plan_and_stops_on_dry_run(beir, tmp_path, tiny_cross_enc
                    str(tiny_cross_encoder), "--bi-encoder-negatives", "0", "--max-length", "64", "--dry-run",
                    "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
-    assert status == 0 and "162 pairs from 54 queries: 11 steps on cpu" in err and "about" in err
+    assert status == 0 and "216 pairs from 54 queries: 14 steps on cpu" in err and "about" in err
     assert not (tmp_path / "out" / "config.json").exists()
 
 
@@ -232,5 +234,5 @@ def test_random_negatives_are_unjudged_seeded_per_query_and_distinct(beir, tmp_p
     assert all(dataset.qrels[p.query_id].get(p.doc_id, 0) < 1 for p in examples.pairs if p.source == "random")
     # a query's draw does not depend on the seed that orders the queries, nor on the other queries in the run
     other = build_examples(dataset, run, mining, seed=5, max_pairs=50)
-    drawn = lambda ex: {(p.query_id, p.doc_id) for p in ex.pairs if p.source == "random"}  # noqa: E731
+    drawn = lambda ex: {(p.query_id, p.doc_id) for p in ex.pairs if p.source == "random"}
     assert drawn(other) <= drawn(examples)

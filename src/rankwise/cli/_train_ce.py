@@ -28,11 +28,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="at most this many training pairs, whole queries drawn with the seed (default: all)")
     p.add_argument("--depth", type=positive_int, default=30, help="first-stage candidates to mine negatives from")
     p.add_argument("--positives", type=positive_int, default=1, help="judged-relevant documents per query (1)")
-    p.add_argument("--bm25-negatives", type=non_negative_int, default=2, help="BM25 hard negatives per query (2)")
-    p.add_argument("--bi-encoder-negatives", type=non_negative_int, default=2,
-                   help="bi-encoder hard negatives per query (2; 0 = no bi-encoder)")
-    p.add_argument("--random-negatives", type=non_negative_int, default=0,
-                   help="random corpus documents per query as easy negatives (0)")
+    p.add_argument("--bm25-negatives", type=non_negative_int, default=1, help="BM25 hard negatives per query (1)")
+    p.add_argument("--bi-encoder-negatives", type=non_negative_int, default=1,
+                   help="bi-encoder hard negatives per query (1; 0 = no bi-encoder)")
+    p.add_argument("--random-negatives", type=non_negative_int, default=2,
+                   help="random corpus documents per query as easy negatives (2)")
     p.add_argument("--epochs", type=positive_int, default=1)
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--max-length", type=positive_int, default=256, help="tokens per (query, document) pair (256)")
