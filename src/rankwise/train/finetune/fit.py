@@ -170,23 +170,29 @@ def train_cross_encoder(
     trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
     seconds = time.perf_counter() - start
     model.save_pretrained(str(output))
-    history = [
-        {k: float(v) for k, v in entry.items() if k == "step" or k.endswith("ndcg@10")}
-        for entry in trainer.state.log_history
-        if any(k.endswith("ndcg@10") for k in entry)
-    ]
-    report = TrainingReport(
+    report = _report(trainer, TrainingReport(
         output=str(output), base_model=base_model, data=str(Path(data).resolve()), plan=asdict(plan),
         settings=asdict(settings), mining=asdict(mining), examples=prepared["examples"].counts(),
         seconds=round(seconds, 1), pairs_per_second=round(plan.pairs * settings.epochs / max(seconds, 1e-9), 2),
-        dev=history, loss=[{"step": float(e["step"]), "loss": float(e["loss"])}
-                           for e in trainer.state.log_history if "loss" in e],
-        best_dev_ndcg_at_10=trainer.state.best_metric,
         resumed_from=None if checkpoint is None else checkpoint.name,
-    )
+    ))
     (output / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     if not keep_checkpoints:
         shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)
+    return report
+
+
+def _report(trainer: Any, report: TrainingReport) -> TrainingReport:
+    """``report`` with what the trainer logged: dev nDCG@10 at each evaluation, the training loss, the best dev
+    score (the model kept)."""
+    log = trainer.state.log_history
+    report.dev = [
+        {k: float(v) for k, v in entry.items() if k == "step" or k.endswith("ndcg@10")}
+        for entry in log
+        if any(k.endswith("ndcg@10") for k in entry)
+    ]
+    report.loss = [{"step": float(e["step"]), "loss": float(e["loss"])} for e in log if "loss" in e]
+    report.best_dev_ndcg_at_10 = trainer.state.best_metric
     return report
 
 
