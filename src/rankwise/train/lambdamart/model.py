@@ -24,13 +24,23 @@ from typing import Any
 
 from rankwise.errors import InvalidInputError
 
-# a member is stored as the re-ranker spec it was given as (label, name, backend, options)
-from rankwise.evaluation.spec import RerankerSpec as MemberSpec
-
 FORMAT = "rankwise-ltr"
 VERSION = 1
 MANIFEST = "ltr.json"
 BOOSTER = "model.txt"
+
+
+@dataclass(frozen=True)
+class MemberSpec:
+    """One member re-ranker of an LTR model, as stored in the manifest."""
+
+    label: str
+    name: str | None
+    backend: str | None = None
+    options: dict[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"label": self.label, "name": self.name, "backend": self.backend, "options": dict(self.options)}
 
 
 @dataclass(frozen=True)
