@@ -22,6 +22,11 @@ class Batch:
     attention_mask: np.ndarray
     token_type_ids: np.ndarray
 
+    def arrays(self) -> dict[str, np.ndarray]:
+        """The model inputs by their usual graph input names (a graph may take only some of them)."""
+        return {"input_ids": self.input_ids, "attention_mask": self.attention_mask,
+                "token_type_ids": self.token_type_ids}
+
 
 def plan_batches(lengths: Sequence[int], max_batch_size: int, max_tokens: int) -> list[np.ndarray]:
     """Group pair indices into batches of similar length.

@@ -26,7 +26,6 @@ import hashlib
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 
@@ -168,7 +167,6 @@ def calibration_batches(
         types.extend(encoded.token_type_ids)
     batches = []
     for batch in iter_batches(ids, types, pad_id, batch_size, max(max_tokens, max_length)):
-        arrays: dict[str, Any] = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
-                                  "token_type_ids": batch.token_type_ids}
+        arrays = batch.arrays()
         batches.append({name: arrays[name] for name in names})
     return batches

@@ -147,8 +147,7 @@ class OnnxReranker(CrossEncoderEngine):
 
     def _run_session(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, relevance logits)`` of one padded batch: one onnxruntime ``InferenceSession.run``."""
-        arrays = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
-                  "token_type_ids": batch.token_type_ids}
+        arrays = batch.arrays()
         feed = {k: arrays[k].astype(dtype, copy=False) for k, dtype in self._inputs.items()}
         logits = self.session.run([self._output], feed)[0]
         return batch.rows, relevance_logit(np.asarray(logits, dtype=np.float32))

@@ -148,8 +148,7 @@ class OpenVinoReranker(CrossEncoderEngine):
 
     def _run_batch(self, batch: Batch) -> tuple[np.ndarray, np.ndarray]:
         """``(rows, relevance logits)`` of one padded batch, on a request borrowed for this batch only."""
-        arrays = {"input_ids": batch.input_ids, "attention_mask": batch.attention_mask,
-                  "token_type_ids": batch.token_type_ids}
+        arrays = batch.arrays()
         feed = {name: arrays[name] for name in self._inputs}
         with self._pool.borrow() as request:
             result = request.infer(feed)
