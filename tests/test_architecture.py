@@ -18,6 +18,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import pytest
+
 SRC = Path(__file__).resolve().parents[1] / "src"
 _FACTORY = re.compile(r"(rankwise(?:\.\w+)+):\w+")
 
@@ -169,3 +171,21 @@ def test_import_rankwise_does_not_import_torch() -> None:
     code = "import rankwise, sys; rankwise.Document; rankwise.load; print('torch' in sys.modules)"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "False"
+
+
+def test_subpackages_are_reachable_from_a_plain_import_without_importing_torch() -> None:
+    code = (
+        "import rankwise, sys\n"
+        "assert callable(rankwise.train.ltr) and callable(rankwise.batch.rerank_dataset)\n"
+        "assert 'train' in dir(rankwise) and 'evaluation' in dir(rankwise)\n"
+        "print('torch' in sys.modules, 'lightgbm' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.split() == ["False", "False"]
+
+
+def test_an_unknown_attribute_is_still_an_attribute_error() -> None:
+    import rankwise
+
+    with pytest.raises(AttributeError, match="no attribute 'trian'"):
+        rankwise.trian  # noqa: B018

@@ -208,7 +208,7 @@ def test_cli_prints_the_plan_and_stops_on_dry_run(beir, tmp_path, tiny_cross_enc
                    str(tiny_cross_encoder), "--bi-encoder-negatives", "0", "--max-length", "64", "--dry-run",
                    "--cache-dir", str(tmp_path / "cache")])
     err = capsys.readouterr().err
-    assert status == 0 and "216 pairs from 54 queries: 14 steps on cpu" in err and "about" in err
+    assert status == 0 and "216 pairs from 54 queries: 42 steps on cpu" in err and "about" in err
     assert not (tmp_path / "out" / "config.json").exists()
 
 

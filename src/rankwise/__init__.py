@@ -51,8 +51,12 @@ _LAZY: dict[str, str] = by_name(
 __all__ = ["__version__", *_LAZY]
 
 
+# Subpackages used as namespaces in the docs (``rankwise.train.ltr(...)``, ``rankwise.batch.rerank_dataset(...)``):
+# each is imported when first read, like the names above.
+_SUBPACKAGES = ("batch", "distributed", "evaluation", "integrations", "llm", "rag", "retrieval", "server", "train")
+
 # PEP 562 hooks: each name is imported on first use, so importing this package stays light.
-__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__)
+__getattr__, __dir__ = lazy_attributes(__name__, _LAZY, globals(), __all__, _SUBPACKAGES)
 
 
 if TYPE_CHECKING:  # for type checkers and IDEs only

@@ -26,7 +26,11 @@ def by_name(exports: Mapping[str, Iterable[str]]) -> dict[str, str]:
 
 
 def lazy_attributes(
-    package: str, table: Mapping[str, str], namespace: dict[str, Any], public: Iterable[str]
+    package: str,
+    table: Mapping[str, str],
+    namespace: dict[str, Any],
+    public: Iterable[str],
+    subpackages: Iterable[str] = (),
 ) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """The module-level ``__getattr__`` and ``__dir__`` (PEP 562) for ``package``.
 
@@ -36,10 +40,17 @@ def lazy_attributes(
         namespace: the package's ``globals()``; a resolved name is stored there, so the next read is a plain
             attribute lookup that never reaches ``__getattr__`` again.
         public: the names ``dir(package)`` lists (usually ``__all__``).
+        subpackages: submodules of ``package`` that reading ``package.name`` imports, so ``rankwise.train.ltr``
+            works after a plain ``import rankwise`` (as it would for a package that imported them eagerly).
     """
-    listed = sorted(public)
+    nested = frozenset(subpackages)
+    listed = sorted({*public, *nested})
 
     def __getattr__(name: str) -> Any:
+        if name in nested:
+            value = importlib.import_module(f"{package}.{name}")
+            namespace[name] = value
+            return value
         module = table.get(name)
         if module is None:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")

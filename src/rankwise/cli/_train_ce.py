@@ -33,7 +33,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="bi-encoder hard negatives per query (1; 0 = no bi-encoder)")
     p.add_argument("--random-negatives", type=non_negative_int, default=2,
                    help="random corpus documents per query as easy negatives (2)")
-    p.add_argument("--epochs", type=positive_int, default=1)
+    p.add_argument("--epochs", type=positive_int, default=3, help="passes over the pairs (3)")
     p.add_argument("--batch-size", type=positive_int, default=16)
     p.add_argument("--max-length", type=positive_int, default=256, help="tokens per (query, document) pair (256)")
     p.add_argument("--learning-rate", type=float, default=5e-5)

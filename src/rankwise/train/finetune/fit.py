@@ -40,9 +40,11 @@ CHECKPOINTS = "checkpoints"
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """The optimisation: one pass over the pairs by default (small judged sets overfit quickly)."""
+    """The optimisation. Three passes by default: the bundled encoder's [CLS] path was never trained (it was a
+    mean-pooling bi-encoder), and on SciFact's held-out train queries one pass reached dev nDCG@10 0.59, three 0.82
+    (best at 2.25 passes; the best evaluation is kept, so a run that starts to overfit loses nothing)."""
 
-    epochs: int = 1
+    epochs: int = 3
     batch_size: int = 16
     max_length: int = 256
     learning_rate: float = 5e-5
