@@ -16,8 +16,8 @@ alone, ``hybrid`` (z-score first-stage 1 : bi-encoder 2.5, from the same cached 
 member scoring is reported separately, 0 when cached), scoring docs/s of the saved model loaded fresh (members
 cold, no caches) on a few test queries, and the gain importances.
 
-Training and dev splits are capped at a seeded random 200 queries each (a cross-encoder member scores every
-candidate); test splits are whole.
+With a cross-encoder member, training and dev splits are capped at a seeded random 200 queries each (it scores every
+candidate); over the offline members alone (``max_train_queries=None``) every query is used. Test splits are whole.
 
 ``quick=True``: the first 40 queries per split, 30 candidates, 3 folds, 100 rounds -- proves it runs, not a figure.
 """
@@ -95,11 +95,13 @@ def _member_scores(split: Split, label: str, member: Any, depth: int) -> dict[st
     """``{query: scores}`` of one member, from ``.cache/ltr`` when stored for the same candidates."""
     ids_key = hashlib.sha1("|".join(f"{q}:{','.join(str(d.id) for d in split.docs[q])}"
                                     for q in split.queries).encode()).hexdigest()[:12]
-    path = CACHE / "ltr" / f"{split.name.replace('/', '-')}-d{depth}-{hashlib.sha1(label.encode()).hexdigest()[:10]}.npz"
-    if path.is_file():
-        with np.load(path, allow_pickle=False) as stored:
-            if str(stored["ids_key"]) == ids_key:
-                return {q: stored[f"q_{i}"] for i, q in enumerate(split.queries)}
+    stem = f"{split.name.replace('/', '-')}-d{depth}-{hashlib.sha1(label.encode()).hexdigest()[:10]}"
+    path = CACHE / "ltr" / f"{stem}-{ids_key}.npz"  # one file per query set: capped and whole splits coexist
+    for stored_path in (path, CACHE / "ltr" / f"{stem}.npz"):  # the second: the layout before the query-set key
+        if stored_path.is_file():
+            with np.load(stored_path, allow_pickle=False) as stored:
+                if str(stored["ids_key"]) == ids_key:
+                    return {q: stored[f"q_{i}"] for i, q in enumerate(split.queries)}
     from rankwise.train.lambdamart.api import prepare_embeddings
     from rankwise.train.lambdamart.data import Group
 
@@ -190,11 +192,10 @@ def _docs_per_second(result: Any, extractor: Any, specs: Sequence[Any], split: S
         return round(n / max(time.perf_counter() - start, 1e-9), 1)
 
 
-def _measure_one(name: str, extra: Sequence[str], quick: bool) -> dict[str, Any]:
+def _measure_one(name: str, extra: Sequence[str], settings: Mapping[str, Any], quick: bool) -> dict[str, Any]:
     from rankwise.train.lambdamart.api import build_members, member_spec
     from rankwise.train.lambdamart.features import FeatureExtractor
 
-    settings = _settings(quick)
     specs = [member_spec(m) for m in (*MEMBERS, *extra)]
     members = build_members(specs)
     extractor = FeatureExtractor(members, (), True)
@@ -262,17 +263,25 @@ def _summary(ltr: float, baselines: dict[str, float], results: Sequence[Any], me
     }
 
 
+CAPPED = object()  # max_train_queries left at the settings' cap
+
+
 def measure_ltr(datasets: Sequence[str] | None = None, extra_members: Mapping[str, list[str]] | None = None,
-                quick: bool = False) -> dict[str, Any]:
-    """LTR vs each member alone and vs ``hybrid`` on ``datasets`` (default: all six); see the module docs."""
+                quick: bool = False, max_train_queries: Any = CAPPED) -> dict[str, Any]:
+    """LTR vs each member alone and vs ``hybrid`` on ``datasets`` (default: all six); see the module docs.
+    ``max_train_queries``: None trains on every training query (cheap members only)."""
     datasets = list(datasets) if datasets is not None else list(PROTOCOLS)
     unknown = [d for d in datasets if d not in PROTOCOLS]
     if unknown:
         raise ValueError(f"no LTR protocol for {unknown}; known: {', '.join(PROTOCOLS)}.")
-    out: dict[str, Any] = {"settings": {**_settings(quick), "quick": quick, "members": list(MEMBERS),
-                                        "text_features": True, "seed": SEED}, "datasets": {}}
+    settings = _settings(quick)
+    if max_train_queries is not CAPPED:
+        settings["max_train_queries"] = max_train_queries
+    out: dict[str, Any] = {"settings": {**settings, "quick": quick, "members": list(MEMBERS),
+                                        "extra_members": dict(extra_members or {}), "text_features": True,
+                                        "seed": SEED}, "datasets": {}}
     for name in datasets:
-        out["datasets"][name] = _measure_one(name, (extra_members or {}).get(name, []), quick)
+        out["datasets"][name] = _measure_one(name, (extra_members or {}).get(name, []), settings, quick)
     return out
 
 

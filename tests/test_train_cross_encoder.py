@@ -110,6 +110,17 @@ def test_dev_samples_list_candidates_in_first_stage_order(beir, tmp_path):
     assert all(len(s["documents"]) == 5 and set(s["positive"]) <= set(s["documents"]) for s in samples)
 
 
+def test_dev_samples_leave_out_a_query_with_one_candidate(beir, tmp_path):
+    # sentence-transformers' evaluator raises on a one-document list (nfcorpus/dev has such queries)
+    dataset = load_dataset(beir, "train")
+    run = first_stage_run(dataset, 30, cache_dir=tmp_path)
+    relevant = [(d, score) for d, score in run["q0"] if dataset.qrels["q0"].get(d, 0) > 0]
+    lone = {**run, "q0": relevant[:1]}  # one candidate, and it is relevant
+    assert len(lone["q0"]) == 1
+    samples = dev_samples(dataset, lone, ["q0", "q1"], depth=5)
+    assert [s["query"] for s in samples] == ["red heron habitat"]
+
+
 def _settings(**kw) -> TrainingSettings:
     return TrainingSettings(**{"batch_size": 8, "max_length": 64, "learning_rate": 5e-4, "evaluations": 2, **kw})
 

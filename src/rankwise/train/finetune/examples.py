@@ -208,14 +208,15 @@ def split_queries(query_ids: Sequence[str], fraction: float, seed: int, cap: int
 
 def dev_samples(dataset: Dataset, candidates: Run, query_ids: Sequence[str], depth: int) -> list[dict[str, Any]]:
     """Samples for sentence-transformers' ``CrossEncoderRerankingEvaluator``: each dev query's first-stage top
-    ``depth`` in order (``documents``) and its judged-relevant texts (``positive``); queries with no relevant
-    document among their candidates are left out (they would score 0 whatever the model does)."""
+    ``depth`` in order (``documents``) and its judged-relevant texts (``positive``). Left out: queries with no
+    relevant document among their candidates (they would score 0 whatever the model does) and queries with a single
+    candidate (no order to judge; the evaluator's nDCG raises on them: nfcorpus/dev has such queries)."""
     samples = []
     for query_id in sorted(query_ids):
         ranked = [d for d, _ in candidates.get(query_id, [])[:depth] if d in dataset.corpus]
         relevant = set(relevant_ids(dataset.qrels.get(query_id, {})))
         positives = [_text(dataset, d) for d in ranked if d in relevant]
-        if positives:
+        if positives and len(ranked) >= 2:
             samples.append({"query": dataset.queries[query_id], "positive": positives,
                             "documents": [_text(dataset, d) for d in ranked]})
     return samples
