@@ -315,3 +315,20 @@ def test_dev_split_is_used_for_early_stopping(tmp_path: Path, cache: Path) -> No
     log.write_text(json.dumps({"query": "q", "shown": [{"id": "a", "text": "x"}], "clicked": ["a"]}) + "\n")
     with pytest.raises(InvalidInputError, match="'dev'.*click log"):
         rankwise.train.ltr(log, tmp_path / "m2", valid_split="dev")
+
+
+def test_a_model_moved_with_its_member_folder_still_loads(tmp_path: Path, tiny_cross_encoder: Path) -> None:
+    import shutil
+
+    models = tmp_path / "models"
+    shutil.copytree(tiny_cross_encoder, models / "ce")
+    log = tmp_path / "clicks.jsonl"
+    log.write_text("\n".join(json.dumps(s) for s in _synthetic_sessions(random.Random(3), 40)) + "\n")
+    rankwise.train.ltr(log, models / "ltr", members=["bm25", str(models / "ce")], num_boost_round=20)
+    stored = json.loads((models / "ltr" / "ltr.json").read_text())["members"][1]
+    assert stored["name"] == str((models / "ce").resolve()) and stored["relative"] == "../ce"
+    query, docs = "otter 1", ["otter model 1", "heron other 2", "item 3 otter"]
+    before = rankwise.load(models / "ltr").score(query, docs)
+    moved = tmp_path / "elsewhere" / "models"
+    shutil.move(str(models), str(moved))  # the absolute path stored in ltr.json no longer exists
+    assert rankwise.load(moved / "ltr").score(query, docs) == pytest.approx(before, abs=1e-9)

@@ -73,7 +73,8 @@ class LTRReranker(Reranker):
                 f"LTRReranker({str(path)!r}) needs loader= to build its members; use rankwise.load({str(path)!r})."
             )
         built = [
-            (m.label, build_member(m, loader, (member_options or {}).get(m.label))) for m in self.manifest.members
+            (m.label, build_member(m.located(self.path), loader, (member_options or {}).get(m.label)))
+            for m in self.manifest.members
         ]
         self.extractor = FeatureExtractor(built, self.manifest.metadata_fields, self.manifest.text_features)
         if tuple(self.extractor.names) != self.manifest.feature_names:

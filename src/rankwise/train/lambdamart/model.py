@@ -9,16 +9,18 @@
      "params": {...LightGBM parameters...}, "best_iteration": 87, "report": {...training report...}}
 
 Members are re-ranker specs (a preset, ``NAME:BACKEND:OPTIONS`` or a JSON object, as in ``rankwise eval -r``)
-stored as ``name``/``backend``/``options``; a member that is a local folder is stored as an absolute path, so the
-model keeps working from any current directory (move the member folder and the model must be retrained or its
-``ltr.json`` edited). ``rankwise.load(folder)`` recognises the folder by its ``ltr.json``.
+stored as ``name``/``backend``/``options``; a member that is a local folder is stored as an absolute path (so the
+model works from any current directory) and as ``relative``, its path from the model folder: loading tries the
+relative path first, so a model moved together with its member folders (``models/ce`` + ``models/ltr`` copied to
+another machine) keeps working, and one moved alone still finds members that stayed. ``rankwise.load(folder)``
+recognises the folder by its ``ltr.json``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -38,9 +40,24 @@ class MemberSpec:
     name: str | None
     backend: str | None = None
     options: dict[str, Any] = field(default_factory=dict)
+    relative: str | None = None  # a folder member's path from the model folder (set when saved)
 
     def to_dict(self) -> dict[str, Any]:
-        return {"label": self.label, "name": self.name, "backend": self.backend, "options": dict(self.options)}
+        out = {"label": self.label, "name": self.name, "backend": self.backend, "options": dict(self.options)}
+        return out if self.relative is None else {**out, "relative": self.relative}
+
+    def located(self, model_folder: Path) -> MemberSpec:
+        """This member with ``name`` pointing at its folder as seen from ``model_folder`` (``relative`` when that
+        exists, else the stored absolute path)."""
+        if self.relative is not None and (model_folder / self.relative).exists():
+            return replace(self, name=str((model_folder / self.relative).resolve()))
+        return self
+
+    def with_relative(self, model_folder: Path) -> MemberSpec:
+        """This member with ``relative`` filled in when it is a local folder (the model is being saved there)."""
+        if self.name is None or not Path(self.name).is_absolute() or not Path(self.name).exists():
+            return self
+        return replace(self, relative=os.path.relpath(self.name, model_folder.resolve()))
 
 
 @dataclass(frozen=True)
@@ -79,7 +96,8 @@ class Manifest:
             )
         try:
             members = tuple(
-                MemberSpec(str(m["label"]), m["name"], m.get("backend"), dict(m.get("options") or {}))
+                MemberSpec(str(m["label"]), m["name"], m.get("backend"), dict(m.get("options") or {}),
+                           m.get("relative"))
                 for m in data["members"]
             )
             return cls(
@@ -101,6 +119,7 @@ def save_model(folder: str | Path, manifest: Manifest, booster: Any) -> Path:
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError(f"output {str(folder)!r} is a file; give a folder to write the model into.")
     folder.mkdir(parents=True, exist_ok=True)
+    manifest = replace(manifest, members=tuple(m.with_relative(folder) for m in manifest.members))
     booster.save_model(str(folder / BOOSTER), num_iteration=manifest.best_iteration or None)
     tmp = folder / f".{MANIFEST}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(manifest.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
