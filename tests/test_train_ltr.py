@@ -332,3 +332,18 @@ def test_a_model_moved_with_its_member_folder_still_loads(tmp_path: Path, tiny_c
     moved = tmp_path / "elsewhere" / "models"
     shutil.move(str(models), str(moved))  # the absolute path stored in ltr.json no longer exists
     assert rankwise.load(moved / "ltr").score(query, docs) == pytest.approx(before, abs=1e-9)
+
+
+def test_leaf_model_follows_the_training_set_size() -> None:
+    from rankwise.train.lambdamart.fit import LINEAR_LEAVES_FROM, leaf_params
+
+    names = ["score:bm25", "zscore:bm25", "text:query_tokens"]
+    assert leaf_params(names, LINEAR_LEAVES_FROM) == {"linear_tree": True}
+    small = leaf_params(names, LINEAR_LEAVES_FROM - 1)
+    assert small == {"linear_tree": False, "monotone_constraints": [1, 1, 0]}
+
+
+def test_adi_model_is_small_so_constant_leaves(adi_model: tuple[Path, dict]) -> None:
+    folder, _ = adi_model
+    params = json.loads((folder / "ltr.json").read_text())["params"]
+    assert params["linear_tree"] is False and params["monotone_constraints"][:2] == [1, 1]

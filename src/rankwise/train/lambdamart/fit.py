@@ -25,11 +25,6 @@ DEFAULT_PARAMS: dict[str, Any] = {
     "min_data_in_leaf": 20,
     "feature_fraction": 0.9,
     "lambdarank_truncation_level": 20,  # the pairs that move nDCG@10
-    # A linear model in each leaf: the members' scores combine roughly linearly (that is why a z-score fusion is
-    # hard to beat), which piecewise-constant leaves approximate poorly from a few hundred queries. Chosen on
-    # scifact/train (5-fold CV over its 809 queries: nDCG@10 0.756 -> 0.774; hybrid 0.734) and nfcorpus/dev (0.3215
-    # vs 0.3213: a tie); monotone constraints, the earlier default, cost 0.015 on scifact/train with linear leaves.
-    "linear_tree": True,
     "deterministic": True,
     "force_row_wise": True,
     "num_threads": 1,  # small matrices; and the machines these run on are shared
@@ -70,6 +65,23 @@ def _check_rounds(num_boost_round: int, early_stopping: int) -> None:
             raise InvalidInputError(f"{name} must be an integer >= {low}, got {value!r}.")
 
 
+# Leaves by training-set size (``linear_leaves``). A linear model in each leaf suits member scores, which combine
+# roughly linearly (why a z-score fusion is hard to beat), but it needs data: on scifact/train (5-fold CV, ~520
+# training queries a fold) linear leaves reached nDCG@10 0.774 against 0.756 for constant leaves with monotone
+# constraints (hybrid 0.734); on seeded subsets of scifact/train scored on 200 other train queries, linear leaves
+# lost at 24 training queries (0.635 vs 0.684; hybrid 0.716) and at 100 (0.709 vs 0.718). nfcorpus/dev (2,590
+# training queries): a tie (0.321 vs 0.322). Below this many training queries, constant leaves + monotone constraints.
+LINEAR_LEAVES_FROM = 200
+
+
+def leaf_params(feature_names: Sequence[str], train_queries: int) -> dict[str, Any]:
+    """The leaf model for a training set of ``train_queries`` queries (see ``LINEAR_LEAVES_FROM``): linear leaves,
+    or constant leaves that are monotone in every member score (a higher member score never lowers a candidate)."""
+    if train_queries >= LINEAR_LEAVES_FROM:
+        return {"linear_tree": True}
+    return {"linear_tree": False, "monotone_constraints": monotone(feature_names)}
+
+
 def train_booster(
     train: Matrix,
     valid: Matrix,
@@ -85,7 +97,9 @@ def train_booster(
     _check_rounds(num_boost_round, early_stopping)
     if not len(train.sizes):
         raise InvalidInputError("no training queries left; training needs judged queries with a relevant candidate.")
-    merged = {**DEFAULT_PARAMS, **dict(params or {}), "seed": seed}
+    chosen = dict(params or {})
+    leaves = {} if "linear_tree" in chosen else leaf_params(feature_names, len(train.sizes))
+    merged = {**DEFAULT_PARAMS, **leaves, **chosen, "seed": seed}
     names = [_lgb_name(n) for n in feature_names]
     train_set = lgb.Dataset(train.features, train.labels, group=train.sizes, feature_name=names,
                             free_raw_data=False, params={"feature_pre_filter": False})
@@ -120,9 +134,8 @@ def train_booster(
 
 def monotone(feature_names: Sequence[str]) -> list[int]:
     """LightGBM monotone constraints that keep a candidate from ranking lower because a member scored it higher
-    (+1 on ``score:``/``zscore:`` features), free for metadata and text features. Not the default (with linear
-    leaves they cost nDCG@10, see ``DEFAULT_PARAMS``); opt in with
-    ``params={"linear_tree": False, "monotone_constraints": monotone(feature_names)}``."""
+    (+1 on ``score:``/``zscore:`` features), free for metadata and text features: used with constant leaves on small
+    training sets (:func:`leaf_params`), where they keep a few dozen queries from teaching trees noise."""
     return [1 if n.startswith(("score:", "zscore:")) else 0 for n in feature_names]
 
 
