@@ -65,12 +65,13 @@ def _check_rounds(num_boost_round: int, early_stopping: int) -> None:
             raise InvalidInputError(f"{name} must be an integer >= {low}, got {value!r}.")
 
 
-# Leaves by training-set size (``linear_leaves``). A linear model in each leaf suits member scores, which combine
+# Leaves by training-set size (``leaf_params``). A linear model in each leaf suits member scores, which combine
 # roughly linearly (why a z-score fusion is hard to beat), but it needs data: on scifact/train (5-fold CV, ~520
 # training queries a fold) linear leaves reached nDCG@10 0.774 against 0.756 for constant leaves with monotone
 # constraints (hybrid 0.734); on seeded subsets of scifact/train scored on 200 other train queries, linear leaves
-# lost at 24 training queries (0.635 vs 0.684; hybrid 0.716) and at 100 (0.709 vs 0.718). nfcorpus/dev (2,590
-# training queries): a tie (0.321 vs 0.322). Below this many training queries, constant leaves + monotone constraints.
+# lost at 24 training queries (0.635 vs 0.684; hybrid 0.716) and at 100 (0.709 vs 0.718), won at 300 (0.739 vs
+# 0.737). nfcorpus/dev (2,590 training queries): a tie (0.321 vs 0.322). Below this many training queries:
+# constant leaves + monotone constraints.
 LINEAR_LEAVES_FROM = 200
 
 
