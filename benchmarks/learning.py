@@ -137,17 +137,19 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown section(s) {', '.join(unknown)}; choose from {', '.join(SECTIONS)}")
     out = RESULTS / ("learning_quick.json" if args.quick else "learning.json")
-    result: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"benchmark": "learning"}
-    result.update({"quick": args.quick, "code_version": code_version(), "machine": machine_info("cpu")})
     runners = {"ce": section_ce, "ltr": section_ltr, "default": section_default, "int8": section_int8}
     for name in sections:
         start = time.perf_counter()
-        result[name] = runners[name](args.quick)
+        section = runners[name](args.quick)
+        # read the file again just before writing: another run may have written its own sections meanwhile
+        result: dict[str, Any] = json.loads(out.read_text()) if out.is_file() else {"benchmark": "learning"}
+        result.update({"quick": args.quick, "code_version": code_version(), "machine": machine_info("cpu")})
+        result[name] = section
         result.setdefault("section_seconds", {})[name] = round(time.perf_counter() - start, 1)
         result.setdefault("load_average", {})[name] = os.getloadavg()
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(result, indent=2) + "\n")  # after each section: a long run keeps its parts
-    print(json.dumps(result, indent=2))
+    print(json.dumps(json.loads(out.read_text()), indent=2))
     return 0
 
 
