@@ -285,9 +285,9 @@ def stage_cost(name: str, per_doc: dict[str, float]) -> float:
 ROW_KEYS = ("metrics", "stages", "pairs_per_stage", "warm_seconds", "vs_first_stage_ndcg@10_p")  # not the costs
 
 
-def cost_test_split(name: str, result: dict[str, Any], cost_queries: int) -> dict[str, Any]:
-    """Each single re-ranker's cold cost per document on the test split, and every system's modelled cost."""
-    cold = cold_cost(name, "test", cost_queries, {n: (lambda n=n: fresh(n)) for n in SINGLE})
+def with_costs(name: str, split: str, result: dict[str, Any], cost_queries: int) -> dict[str, Any]:
+    """Each single re-ranker's cold cost per document on the split, and every system's modelled cost."""
+    cold = cold_cost(name, split, cost_queries, {n: (lambda n=n: fresh(n)) for n in SINGLE})
     add_costs(result, {n: cold[n]["cpu_seconds_per_document"] for n in SINGLE})
     return {**result, "cold": cold}
 
@@ -350,7 +350,7 @@ def main() -> int:
     for name in TEST:
         kept = {"queries": tests[name]["queries"], "first_stage": tests[name]["first_stage"],
                 "systems": {label: {k: row[k] for k in ROW_KEYS} for label, row in tests[name]["systems"].items()}}
-        tests[name] = cost_test_split(name, kept, cost_queries)
+        tests[name] = with_costs(name, "test", kept, cost_queries)
     out["choice"] = choose(out["tuning"], tests)
     for name in TEST:
         tests[name] = report_test_split(name, tests[name], out["choice"]["label"], cost_queries)
@@ -378,9 +378,7 @@ def quality(quick: bool, cost_queries: int) -> dict[str, Any]:
     tuning = {}
     for name, split in TUNE:  # nDCG@10, then each single re-ranker's cold cost per document on this split
         result = evaluate_split(name, split, table, ["ndcg@10"], max_queries, 100 if quick else 1000)
-        cold = cold_cost(name, split, cost_queries, {n: (lambda n=n: fresh(n)) for n in SINGLE})
-        add_costs(result, {n: cold[n]["cpu_seconds_per_document"] for n in SINGLE})
-        tuning[f"{name}/{split}"] = {**result, "cold": cold}
+        tuning[f"{name}/{split}"] = with_costs(name, split, result, cost_queries)
     metrics = ["ndcg@10", "mrr@10", "recall@100", "map"]
     tests = {name: evaluate_split(name, "test", table, metrics, max_queries, 100 if quick else 1000)
              for name in TEST}

@@ -102,8 +102,6 @@ def ce_member(folder: Path) -> str:
     """The fine-tuned cross-encoder as a re-ranker spec, truncating at the 256 tokens it was trained on. OpenVINO
     bf16 where the CPU has AMX (Spearman 0.9998 and top-10 overlap 1.00 against fp32 on a trained model, 4x faster:
     results/throughput_trained.json), else ONNX fp32; int8 is measured on its own in the int8 section."""
-    from throughput import machine_info
-
     options = f"overflow=truncate;max_length=256;cache_dir={CACHE / 'onnx'}"
     if machine_info("cpu")["isa_summary"].get("amx"):
         return f"{folder}:openvino:precision=bf16;{options}"

@@ -49,12 +49,10 @@ def lazy_attributes(
     def __getattr__(name: str) -> Any:
         if name in nested:
             value = importlib.import_module(f"{package}.{name}")
-            namespace[name] = value
-            return value
-        module = table.get(name)
-        if module is None:
+        elif name in table:
+            value = getattr(importlib.import_module(table[name]), name)
+        else:
             raise AttributeError(f"module {package!r} has no attribute {name!r}")
-        value = getattr(importlib.import_module(module), name)
         namespace[name] = value
         return value
 
