@@ -157,8 +157,7 @@ def _predict(result: Any, extractor: Any, split: Split, queries: Sequence[str]) 
             out[q] = np.zeros(0)
             continue
         cols = [split.columns[label][q] for label, _ in extractor.members]
-        out[q] = result.booster.predict(extractor.matrix(split.dataset.queries[q], split.docs[q], member_scores=cols),
-                                        num_threads=1)
+        out[q] = result.predict(extractor.matrix(split.dataset.queries[q], split.docs[q], member_scores=cols))
     return out
 
 
@@ -182,7 +181,8 @@ def _docs_per_second(result: Any, extractor: Any, specs: Sequence[Any], split: S
     from rankwise.train.lambdamart.model import Manifest, save_model
 
     with tempfile.TemporaryDirectory() as tmp:
-        manifest = Manifest(tuple(specs), (), True, tuple(extractor.names), result.params, result.best_iteration)
+        manifest = Manifest(tuple(specs), (), True, tuple(extractor.names), result.params, result.best_iteration,
+                            prior=result.prior)
         save_model(tmp, manifest, result.booster)
         model = rankwise.load(tmp)
         model.score("warm up", [{"text": "loads the models", "first_stage_score": 1.0}])  # load time is not scoring
@@ -258,6 +258,7 @@ def _summary(ltr: float, baselines: dict[str, float], results: Sequence[Any], me
         "fit_seconds": round(sum(r.report["fit_seconds"] for r in results), 2),
         "member_scoring_seconds": round(member_seconds, 2),
         "best_iterations": [r.best_iteration for r in results],
+        "priors": [r.prior for r in results],
         "scoring_docs_per_second": docs_per_second,
         "feature_importance_gain": results[0].report["feature_importance_gain"],
     }

@@ -58,7 +58,7 @@ def test_adi_training_report(adi_model: tuple[Path, dict]) -> None:
     assert report["feature_names"][:4] == ["score:first-stage-score", "zscore:first-stage-score", "score:bm25",
                                            "zscore:bm25"]
     manifest = json.loads((out / "ltr.json").read_text())
-    assert manifest["format"] == "rankwise-ltr" and manifest["version"] == 1
+    assert manifest["format"] == "rankwise-ltr" and manifest["version"] == 2
     assert [m["name"] for m in manifest["members"]] == FAST
 
 
@@ -76,8 +76,11 @@ def test_load_scores_like_the_trained_booster(adi_model: tuple[Path, dict], cach
     import lightgbm
 
     booster = lightgbm.Booster(model_file=str(out / "model.txt"))
-    expected = booster.predict(model.features(group.query, list(group.documents)))
-    np.testing.assert_array_equal(np.asarray(scores), expected)
+    rows = model.features(group.query, list(group.documents))
+    prior = json.loads((out / "ltr.json").read_text())["prior"]
+    names = model.extractor.names
+    expected = booster.predict(rows) + sum(w * rows[:, names.index(n)] for n, w in prior.items())
+    np.testing.assert_allclose(np.asarray(scores), expected, rtol=0, atol=1e-12)
     ranked = model.rank(group.query, list(group.documents), top_k=3)
     assert [r.score for r in ranked] == sorted(scores, reverse=True)[:3]
 

@@ -25,6 +25,26 @@ def _fraction(text: str) -> float:
     return value
 
 
+def _prior(text: str) -> str | dict[str, float] | None:
+    """``auto``, ``fit``, ``none`` or ``LABEL=WEIGHT,LABEL=WEIGHT`` (member labels; checked against the members
+    later)."""
+    if text in ("auto", "fit", "none"):
+        return None if text == "none" else text
+    weights: dict[str, float] = {}
+    for part in text.split(","):
+        label, eq, weight = part.rpartition("=")
+        try:
+            value = float(weight)
+        except ValueError:
+            value = float("nan")
+        if not eq or not label or value != value:
+            raise argparse.ArgumentTypeError(
+                f"must be 'auto', 'fit', 'none' or MEMBER=WEIGHT pairs separated by commas, got {text!r}"
+            )
+        weights[label] = value
+    return weights
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("data", metavar="DATA", help="a BEIR-layout folder, or a click-log JSONL file")
     p.add_argument("out", metavar="OUT", help="the model folder to write")
@@ -50,6 +70,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--num-boost-round", type=positive_int, default=500, help="boosting rounds at most (default: 500)")
     p.add_argument("--early-stopping", type=non_negative_int, default=50, metavar="N",
                    help="stop after N rounds without a better validation nDCG@10; 0 = never (default: 50)")
+    p.add_argument("--prior", type=_prior, default="auto", metavar="auto|fit|none|MEMBER=W,...",
+                   help="what boosting starts from: fit (the members' z-score fusion that ranks the training queries "
+                   "best), none (plain LambdaMART), fixed weights (e.g. bm25=1,minilm-bi-encoder=2.5), or auto "
+                   "(default: fit below 200 training queries, where leaves are constant; else none)")
     p.add_argument("--learning-rate", type=float, default=None, help="LightGBM learning rate (default: 0.05)")
     p.add_argument("--max-queries", type=positive_int, default=None, metavar="N",
                    help="train on the first N judged queries only")
@@ -69,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         text_features=not args.no_text_features, split=args.split, valid_split=args.dev_split,
         valid_fraction=args.valid_fraction, depth=args.depth, candidates=args.candidates, corpus=args.corpus,
         position_bias=args.position_bias, seed=args.seed, num_boost_round=args.num_boost_round,
-        early_stopping=args.early_stopping, params=params, cache_dir=args.cache_dir, max_queries=args.max_queries,
+        early_stopping=args.early_stopping, params=params, prior=args.prior, cache_dir=args.cache_dir, max_queries=args.max_queries,
     )
     as_table = args.format == "table" or (args.format == "auto" and sys.stdout.isatty())
     write(_table(report) if as_table else json_line(report))
@@ -84,6 +108,7 @@ def _table(report: dict[str, Any]) -> str:
         f"best iteration {report['best_iteration']} of {report['rounds_trained']}"),
         (f"nDCG@10: train {report['train_ndcg@10']}, valid {report['valid_ndcg@10']}; "
         f"{report['total_seconds']:.1f} s in all"),
+        "prior (boosting starts from): " + (", ".join(f"{w:.3f} {n}" for n, w in report["prior"].items()) or "none"),
         "feature importance (gain share):",
     ]
     lines += [f"  {share:6.3f}  {name}" for name, share in list(report["feature_importance_gain"].items())[:10]]

@@ -3,7 +3,7 @@
 A model folder comes from ``rankwise train ltr`` / :func:`rankwise.train.ltr` (``ltr.json`` + ``model.txt``, see
 :mod:`rankwise.train.lambdamart.model`). Serving it computes the very features training computed (the same
 :class:`~rankwise.train.lambdamart.features.FeatureExtractor`), member by member, then asks LightGBM for one score
-per candidate; so scores match training's exactly and the model works wherever a re-ranker does: library, CLI,
+per candidate and adds the prior the trees were boosted from (a weighted sum of the members' z-scores); so scores match training's exactly and the model works wherever a re-ranker does: library, CLI,
 server, batch.
 
 Example:
@@ -101,9 +101,12 @@ class LTRReranker(Reranker):
         return self.extractor.matrix(query, list(documents))
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
+        from rankwise.train.lambdamart.prior import prior_scores
+
         rows = self.extractor.matrix(query, documents, progress=progress)
         # one thread: a candidate list is small, and thread start-up would cost more than the trees
-        return [float(s) for s in self.booster.predict(rows, num_threads=1)]
+        trees = self.booster.predict(rows, num_threads=1)
+        return [float(s) for s in trees + prior_scores(rows, self.extractor.names, self.manifest.prior)]
 
 
 def _rebuild(

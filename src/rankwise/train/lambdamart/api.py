@@ -126,6 +126,7 @@ def ltr(
     num_boost_round: int = 500,
     early_stopping: int = 50,
     params: Mapping[str, Any] | None = None,
+    prior: str | Mapping[str, float] | None = "auto",
     cache_dir: str | Path | None = None,
     max_queries: int | None = None,
 ) -> dict[str, Any]:
@@ -145,6 +146,10 @@ def ltr(
         corpus: for a click log whose ``shown`` items are ids: where the documents are.
         position_bias: click labels: ``"skip-above"`` (default) or ``"none"``.
         seed, num_boost_round, early_stopping, params: LightGBM settings (``params`` over the defaults).
+        prior: what boosting starts from (:mod:`rankwise.train.lambdamart.prior`): ``"auto"`` (default:
+            ``"fit"`` on small training sets -- constant leaves -- else ``None``), ``"fit"`` (the z-score fusion
+            of the members that ranks the training queries best), ``{member label: weight}``, or ``None`` (from
+            zero, plain LambdaMART).
         cache_dir: first-stage runs and document embeddings (default: the evaluation cache).
         max_queries: train on the first N judged queries only (quick runs).
 
@@ -171,7 +176,7 @@ def ltr(
     valid_m = Matrix.stack(feature_blocks(extractor, valid_groups), len(extractor.names))
     features_seconds = time.perf_counter() - t_features
     result = train_booster(train_m, valid_m, extractor.names, params=params, num_boost_round=num_boost_round,
-                           early_stopping=early_stopping, seed=seed)
+                           early_stopping=early_stopping, seed=seed, prior=prior)
     report = {
         "data": train_set.source,
         "valid": valid_set.source if valid_set is not None else f"{len(valid_groups)} held-out training queries",
@@ -183,7 +188,7 @@ def ltr(
         "total_seconds": round(time.perf_counter() - start, 3),
     }
     manifest = Manifest(tuple(specs), tuple(extractor.metadata_fields), extractor.text_features,
-                        tuple(extractor.names), result.params, result.best_iteration, report)
+                        tuple(extractor.names), result.params, result.best_iteration, report, result.prior)
     save_model(out, manifest, result.booster)
     return {"model": str(out), **report}
 

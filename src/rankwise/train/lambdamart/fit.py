@@ -1,20 +1,23 @@
 """LightGBM LambdaMART (``objective="lambdarank"``) on feature matrices of judged groups.
 
-Early stopping watches nDCG@10 on the validation groups (a seeded query-grouped share of the training queries, or
-an explicit dev split): training stops when it has not improved for ``early_stopping`` rounds and the model keeps
-the best round. Without validation groups it trains ``num_boost_round`` rounds.
+On small training sets boosting starts from a prior (:mod:`rankwise.train.lambdamart.prior`: the best z-score
+fusion of the members on the training queries), so trees learn corrections to it. Early stopping watches nDCG@10 on the validation groups (a
+seeded query-grouped share of the training queries, or an explicit dev split): training stops when it has not
+improved for ``early_stopping`` rounds and the model keeps the best round. Without validation groups it trains
+``num_boost_round`` rounds.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 
 from rankwise.errors import InvalidInputError, require
+from rankwise.train.lambdamart.prior import check_prior, fit_prior, prior_scores
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
@@ -40,6 +43,11 @@ class Matrix:
     labels: np.ndarray
     sizes: np.ndarray
 
+    def groups(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """The ``(features, labels)`` of each group, in order."""
+        cuts = np.cumsum(self.sizes)[:-1]
+        return list(zip(np.split(self.features, cuts), np.split(self.labels, cuts)))
+
     @classmethod
     def stack(cls, blocks: Sequence[tuple[np.ndarray, np.ndarray]], width: int) -> Matrix:
         if not blocks:
@@ -57,6 +65,13 @@ class FitResult:
     best_iteration: int
     params: dict[str, Any]
     report: dict[str, Any]
+    feature_names: tuple[str, ...] = ()
+    prior: dict[str, float] = field(default_factory=dict)
+
+    def predict(self, features: np.ndarray) -> np.ndarray:
+        """Scores of feature rows: the trees at the best iteration plus the prior (what serving computes)."""
+        trees = self.booster.predict(features, num_iteration=self.best_iteration or None, num_threads=1)
+        return trees + prior_scores(features, self.feature_names, self.prior)
 
 
 def _check_rounds(num_boost_round: int, early_stopping: int) -> None:
@@ -92,21 +107,31 @@ def train_booster(
     num_boost_round: int = 500,
     early_stopping: int = 50,
     seed: int = 0,
+    prior: Mapping[str, float] | str | None = "auto",
 ) -> FitResult:
-    """Train LambdaMART; the report has the best iteration, train/valid nDCG@10 there, and gain importances."""
+    """Train LambdaMART from a prior (:func:`~rankwise.train.lambdamart.prior.check_prior`: ``"auto"`` fits one
+    when the leaves are constant, ``"fit"`` always, a ``{feature: weight}`` mapping is used as given, ``None``
+    boosts from zero); the report has the prior, the best iteration, train/valid nDCG@10 there, and gain
+    importances."""
     lgb = require("lightgbm", "ltr", "learning to rank (LightGBM LambdaMART)")
     _check_rounds(num_boost_round, early_stopping)
     if not len(train.sizes):
         raise InvalidInputError("no training queries left; training needs judged queries with a relevant candidate.")
+    chosen_prior = check_prior(prior, feature_names)
     chosen = dict(params or {})
     leaves = {} if "linear_tree" in chosen else leaf_params(feature_names, len(train.sizes))
     merged = {**DEFAULT_PARAMS, **leaves, **chosen, "seed": seed}
+    if chosen_prior == "auto":
+        chosen_prior = None if merged.get("linear_tree") else "fit"
+    weights = dict(fit_prior(train.groups(), feature_names) if chosen_prior == "fit" else chosen_prior or {})
     names = [_lgb_name(n) for n in feature_names]
     train_set = lgb.Dataset(train.features, train.labels, group=train.sizes, feature_name=names,
+                            init_score=prior_scores(train.features, feature_names, weights),
                             free_raw_data=False, params={"feature_pre_filter": False})
     sets, labels = [train_set], ["train"]
     if len(valid.sizes):
         sets.append(lgb.Dataset(valid.features, valid.labels, group=valid.sizes, reference=train_set,
+                                init_score=prior_scores(valid.features, feature_names, weights),
                                 params={"feature_pre_filter": False}))
         labels.append("valid")
     history: dict[str, Any] = {}
@@ -119,6 +144,7 @@ def train_booster(
     seconds = time.perf_counter() - start
     best = int(booster.best_iteration or booster.current_iteration())
     report = {
+        "prior": weights,
         "best_iteration": best,
         # lgb.train keeps only the best rounds after early stopping: count the rounds evaluated instead
         "rounds_trained": len(history.get("train", {}).get("ndcg@10", [])) or booster.current_iteration(),
@@ -130,7 +156,7 @@ def train_booster(
         "valid_queries": len(valid.sizes),
         "feature_importance_gain": _importances(booster, feature_names, best),
     }
-    return FitResult(booster, best, merged, report)
+    return FitResult(booster, best, merged, report, tuple(feature_names), weights)
 
 
 def monotone(feature_names: Sequence[str]) -> list[int]:

@@ -2,11 +2,15 @@
 
 ``ltr.json`` holds everything needed to compute the features again at serving time::
 
-    {"format": "rankwise-ltr", "version": 1,
+    {"format": "rankwise-ltr", "version": 2,
      "members": [{"label": "bm25", "name": "bm25", "backend": null, "options": {}}, ...],
      "metadata_fields": ["price"], "text_features": true,
      "feature_names": ["score:bm25", "zscore:bm25", ...],
+     "prior": {"zscore:bm25": 0.25, "zscore:minilm-bi-encoder": 0.75},
      "params": {...LightGBM parameters...}, "best_iteration": 87, "report": {...training report...}}
+
+A candidate's score is the trees' output plus ``prior`` (weights of features, :mod:`rankwise.train.lambdamart.prior`;
+the trees were boosted from it). Version 1 (before the prior) is read as a model with an empty prior.
 
 Members are re-ranker specs (a preset, ``NAME:BACKEND:OPTIONS`` or a JSON object, as in ``rankwise eval -r``)
 stored as ``name``/``backend``/``options``; a member that is a local folder is stored as an absolute path (so the
@@ -27,7 +31,8 @@ from typing import Any
 from rankwise.errors import InvalidInputError
 
 FORMAT = "rankwise-ltr"
-VERSION = 1
+VERSION = 2
+READABLE_VERSIONS = (1, 2)  # version 1 had no prior
 MANIFEST = "ltr.json"
 BOOSTER = "model.txt"
 
@@ -71,6 +76,7 @@ class Manifest:
     params: dict[str, Any]
     best_iteration: int
     report: dict[str, Any] = field(default_factory=dict)
+    prior: dict[str, float] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -80,6 +86,7 @@ class Manifest:
             "metadata_fields": list(self.metadata_fields),
             "text_features": self.text_features,
             "feature_names": list(self.feature_names),
+            "prior": dict(self.prior),
             "params": self.params,
             "best_iteration": self.best_iteration,
             "report": self.report,
@@ -89,10 +96,10 @@ class Manifest:
     def from_dict(cls, data: Any, source: str) -> Manifest:
         if not isinstance(data, dict) or data.get("format") != FORMAT:
             raise InvalidInputError(f"{source} is not a rankwise LTR manifest (no \"format\": {FORMAT!r}).")
-        if data.get("version") != VERSION:
+        if data.get("version") not in READABLE_VERSIONS:
             raise InvalidInputError(
-                f"{source} has LTR format version {data.get('version')!r}; this rankwise reads version {VERSION}: "
-                "retrain the model with this version (rankwise train ltr)."
+                f"{source} has LTR format version {data.get('version')!r}; this rankwise reads versions "
+                f"{', '.join(map(str, READABLE_VERSIONS))}: retrain the model with this version (rankwise train ltr)."
             )
         try:
             members = tuple(
@@ -100,6 +107,10 @@ class Manifest:
                            m.get("relative"))
                 for m in data["members"]
             )
+            prior = {str(k): float(v) for k, v in (data.get("prior") or {}).items()}
+            unknown = sorted(set(prior) - {str(n) for n in data["feature_names"]})
+            if unknown:
+                raise ValueError(f"a prior over {unknown}, which are no features")
             return cls(
                 members=members,
                 metadata_fields=tuple(str(f) for f in data["metadata_fields"]),
@@ -108,6 +119,7 @@ class Manifest:
                 params=dict(data["params"]),
                 best_iteration=int(data["best_iteration"]),
                 report=dict(data.get("report") or {}),
+                prior=prior,
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"{source} is missing or garbles {exc}; retrain the model (rankwise train ltr).") from exc
