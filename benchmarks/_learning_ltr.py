@@ -182,7 +182,7 @@ def _docs_per_second(result: Any, extractor: Any, specs: Sequence[Any], split: S
 
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Manifest(tuple(specs), (), True, tuple(extractor.names), result.params, result.best_iteration,
-                            prior=result.prior)
+                            prior=result.prior, trees=result.trees)
         save_model(tmp, manifest, result.booster)
         model = rankwise.load(tmp)
         model.score("warm up", [{"text": "loads the models", "first_stage_score": 1.0}])  # load time is not scoring
@@ -259,6 +259,7 @@ def _summary(ltr: float, baselines: dict[str, float], results: Sequence[Any], me
         "member_scoring_seconds": round(member_seconds, 2),
         "best_iterations": [r.best_iteration for r in results],
         "priors": [r.prior for r in results],
+        "trees_kept": [r.trees for r in results],
         "scoring_docs_per_second": docs_per_second,
         "feature_importance_gain": results[0].report["feature_importance_gain"],
     }

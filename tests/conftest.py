@@ -12,8 +12,10 @@ DATA = Path(os.environ.get("RANKWISE_DATA", ROOT.parent / "shared" / "data"))
 
 SEED_QUERY = "How does LSTM handle long-term dependencies?"
 SEED_DOCS = [
-    "LSTM networks use gating mechanisms (input, forget and output gates) and a cell state to carry information "
-    "across many time steps, which mitigates the vanishing gradient problem in long sequences.",
+    (
+        "LSTM networks use gating mechanisms (input, forget and output gates) and a cell state to carry information "
+        "across many time steps, which mitigates the vanishing gradient problem in long sequences."
+    ),
     "Convolutional neural networks apply learned filters over local regions of an image to detect edges and shapes.",
     "Transformers rely on self-attention to relate every token in a sequence to every other token.",
 ]

@@ -21,7 +21,7 @@ from tests.conftest import SEED_DOCS, SEED_QUERY
 def run_cli(*args: str, env: dict[str, str] | None = None, stdin: str | None = None) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "rankwise.cli", *args],
-        input=stdin, capture_output=True, text=True, env={**os.environ, **(env or {})},
+        input=stdin, capture_output=True, text=True, env={**os.environ, **(env or {})}, check=False,
     )
 
 

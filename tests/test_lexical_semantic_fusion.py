@@ -35,7 +35,7 @@ def test_bm25_rejects_bad_parameters():
 
 def test_bi_encoder_puts_lstm_first_on_the_seed_example(bi_encoder):
     results = bi_encoder.rank(SEED_QUERY, SEED_DOCS)
-    assert [r.index for r in results][0] == 0
+    assert results[0].index == 0
     assert -1.0 <= min(results.scores) and max(results.scores) <= 1.0
 
 

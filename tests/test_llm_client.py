@@ -129,9 +129,11 @@ def test_4xx_is_not_retried_and_names_the_fix():
 
 
 def test_error_object_with_200_is_reported():
-    with ScriptedServer(lambda h, b, n: send_json(h, 200, {"error": "model not loaded"})) as srv:
-        with pytest.raises(LLMResponseError, match="model not loaded"):
-            OpenAIChatClient(model="m", base_url=srv.url, max_retries=0).chat(MSG)
+    with (
+        ScriptedServer(lambda h, b, n: send_json(h, 200, {"error": "model not loaded"})) as srv,
+        pytest.raises(LLMResponseError, match="model not loaded"),
+    ):
+        OpenAIChatClient(model="m", base_url=srv.url, max_retries=0).chat(MSG)
 
 
 def test_stream_yields_deltas():

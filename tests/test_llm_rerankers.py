@@ -202,7 +202,7 @@ def test_pointwise_scores_are_p_yes_from_logprobs():
     results, report = reranker.rank_with_report("q", ["beta doc", "alpha doc", "gamma doc"])
     by_text = {r.text: r.score for r in results}
     assert by_text["alpha doc"] == pytest.approx(0.75) and by_text["beta doc"] == pytest.approx(0.1)
-    assert by_text["gamma doc"] == 0.5 and [r.text for r in results][0] == "alpha doc"
+    assert by_text["gamma doc"] == 0.5 and results[0].text == "alpha doc"
     assert (report.from_logprobs, report.no_verdict, report.calls, report.documents) == (2, 1, 3, 3)
     assert all(c == {"max_tokens": 1, "logprobs": 7, "temperature": 0.0} for c in client.calls)
 

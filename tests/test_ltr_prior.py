@@ -205,5 +205,48 @@ def test_auto_fits_a_prior_only_with_constant_leaves() -> None:
     forced = train_booster(train, valid, names, num_boost_round=5, params={"linear_tree": True}, prior="fit")
     assert set(forced.prior) == {"zscore:a", "zscore:b"}
     rows = valid.features
-    np.testing.assert_allclose(small.predict(rows), small.booster.predict(rows, num_iteration=small.best_iteration)
-                               + rows[:, 1] * small.prior["zscore:a"] + rows[:, 2] * small.prior["zscore:b"])
+    trees = small.booster.predict(rows, num_iteration=small.best_iteration) if small.trees else 0.0
+    np.testing.assert_allclose(small.predict(rows),
+                               trees + rows[:, 1] * small.prior["zscore:a"] + rows[:, 2] * small.prior["zscore:b"])
+
+
+def test_trees_that_lose_to_the_prior_on_validation_are_dropped(tmp_path: Path) -> None:
+    """Validation is ranked perfectly by the prior; trees learnt on noise can only match or spoil it: dropped,
+    and the saved model serves the prior alone."""
+    from rankwise.train.lambdamart.fit import Matrix, train_booster
+    from rankwise.train.lambdamart.model import Manifest, save_model
+
+    rng = np.random.default_rng(5)
+    names = ["score:a", "zscore:a", "zscore:b"]
+
+    def block(labels: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        z = (a - a.mean()) / a.std()
+        return np.column_stack([a, z, rng.standard_normal(len(a))]), labels
+
+    train = Matrix.stack([block((rng.random(30) < 0.3).astype(int), rng.standard_normal(30)) for _ in range(20)], 3)
+    valid_blocks = []
+    for _ in range(6):
+        labels = (rng.random(30) < 0.3).astype(int)
+        valid_blocks.append(block(labels, labels * 5.0 + rng.random(30)))  # a ranks every relevant one first
+    valid = Matrix.stack(valid_blocks, 3)
+    result = train_booster(train, valid, names, num_boost_round=30, prior={"a": 1.0})
+    assert result.trees is False and result.report["trees_kept"] is False
+    assert result.report["valid_ndcg@10_prior_alone"] == 1.0
+    np.testing.assert_array_equal(result.predict(valid.features), valid.features[:, 1])
+    manifest = Manifest((), (), False, tuple(names), result.params, result.best_iteration, {}, result.prior,
+                        result.trees)
+    save_model(tmp_path, manifest, result.booster)
+    assert json.loads((tmp_path / "ltr.json").read_text())["trees"] is False
+
+
+def test_served_model_without_trees_scores_the_prior(tmp_path: Path, cache: Path) -> None:
+    out = tmp_path / "m"
+    rankwise.train.ltr(ADI, out, split="test", members=FAST, depth=30, cache_dir=cache, prior={"bm25": 1.0})
+    manifest = json.loads((out / "ltr.json").read_text())
+    manifest["trees"] = False
+    (out / "ltr.json").write_text(json.dumps(manifest))
+    model = rankwise.load(out)
+    group = _group(cache)
+    rows = model.features(group.query, list(group.documents))
+    expected = rows[:, model.extractor.names.index("zscore:bm25")]
+    np.testing.assert_array_equal(model.score(group.query, list(group.documents)), expected)

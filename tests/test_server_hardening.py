@@ -58,14 +58,14 @@ def models(bm25_model, default_model, tiny_ce, bi_encoder) -> dict:  # noqa: ANN
 
 # ---- 1. every text ranks -----------------------------------------------------------------------------------------
 SURROGATE_BODIES = [  # (route, body with a lone surrogate in the query, a document, an unscored field)
-    ("/v1/rerank", '{"model": "M", "query": "lstm \\ud800", "documents": ["x \\ud800 y", "lstm"], '
-     '"return_documents": true}'),
-    ("/v2/rerank", '{"model": "M", "query": "q", "documents": [{"text": "t", "note": "\\udfff"}], '
-     '"return_documents": true}'),
-    ("/v2/rerank", '{"model": "M", "query": "q", "documents": [{"t": "\\ud800", "u": 1}], "rank_fields": ["t", "u"], '
-     '"return_documents": true}'),
-    ("/rerank", '{"model": "M", "query": "q \\ud800", "texts": ["x \\ud800", "y"], "return_text": true, '
-     '"truncate": true}'),
+    ("/v1/rerank", ('{"model": "M", "query": "lstm \\ud800", "documents": ["x \\ud800 y", "lstm"], '
+                    '"return_documents": true}')),
+    ("/v2/rerank", ('{"model": "M", "query": "q", "documents": [{"text": "t", "note": "\\udfff"}], '
+                    '"return_documents": true}')),
+    ("/v2/rerank", ('{"model": "M", "query": "q", "documents": [{"t": "\\ud800", "u": 1}], '
+                    '"rank_fields": ["t", "u"], "return_documents": true}')),
+    ("/rerank", ('{"model": "M", "query": "q \\ud800", "texts": ["x \\ud800", "y"], "return_text": true, '
+                 '"truncate": true}')),
 ]  # fmt: skip
 
 

@@ -77,9 +77,10 @@ def test_load_scores_like_the_trained_booster(adi_model: tuple[Path, dict], cach
 
     booster = lightgbm.Booster(model_file=str(out / "model.txt"))
     rows = model.features(group.query, list(group.documents))
-    prior = json.loads((out / "ltr.json").read_text())["prior"]
+    manifest = json.loads((out / "ltr.json").read_text())
     names = model.extractor.names
-    expected = booster.predict(rows) + sum(w * rows[:, names.index(n)] for n, w in prior.items())
+    trees = booster.predict(rows) if manifest["trees"] else 0.0
+    expected = trees + sum(w * rows[:, names.index(n)] for n, w in manifest["prior"].items())
     np.testing.assert_allclose(np.asarray(scores), expected, rtol=0, atol=1e-12)
     ranked = model.rank(group.query, list(group.documents), top_k=3)
     assert [r.score for r in ranked] == sorted(scores, reverse=True)[:3]

@@ -22,7 +22,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
+
+if TYPE_CHECKING:  # typing.Self is 3.11+ (rankwise supports 3.10); type checkers ship typing_extensions
+    from typing_extensions import Self
 
 LOG_INTERVAL_S = 10.0
 """Seconds between two log lines when standard error is not a terminal (``RANKWISE_PROGRESS_INTERVAL`` overrides)."""
@@ -129,7 +132,7 @@ class ProgressReporter:
             elif self.enabled and not self.tty and self.lines:
                 self._write_line(final=True)  # the end, with the whole run's time and rate
 
-    def __enter__(self) -> ProgressReporter:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -233,7 +236,7 @@ class StagedProgress:
             self.current.close()
         self.current, self.stage = None, None
 
-    def __enter__(self) -> StagedProgress:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

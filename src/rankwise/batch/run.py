@@ -13,7 +13,8 @@ Example:
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -40,6 +41,9 @@ from rankwise.progress import format_duration
 from rankwise.rerankers.base import Reranker
 
 ENGINES = ("local", "ray")
+
+_Engine = Callable[[InputSource, list[ShardSpec], Path, Tracker], list[ShardSummary]]
+"""``run(source, pending, out, tracker)``: scores a job's pending shards; the summaries of those it finished."""
 
 
 @dataclass(frozen=True)
@@ -145,25 +149,51 @@ def rerank_dataset(
     options = dict(options or {})
     name = model.name if isinstance(model, Reranker) else str(model)
     settings = job_settings(source, name, backend, options, top_k, shard_pairs)
+    ray = {"actors": actors, "cpus": cpus_per_actor, "gpus": gpus_per_actor, "address": ray_address}
     # The model loads before anything is written: a wrong name or option leaves no half-started job behind.
-    reranker = _load(model, backend, options) if engine == "local" else None
+    run = _engine(engine, model, name, backend, options, top_k, ray)
+    with _job_folder(output_dir) as out:
+        manifest = start_job(out, settings, resume)
+        specs, summaries, resumed = _run_shards(source, out, shard_pairs, run, progress)
+        report = _report(out, source, specs, summaries, resumed, started, name, trec, jsonl)
+        write_manifest(out, {**manifest, "status": "complete", "shards": len(specs), "report": report.to_dict()})
+    return report
+
+
+def _engine(
+    engine: str, model: Any, name: str, backend: str | None, options: dict[str, Any], top_k: int | None,
+    ray: dict[str, Any],
+) -> _Engine:
+    """How the job's shards will run: the local engine with the model loaded now, or Ray's actor pool
+    (``ray``: actors, cpus, gpus, address), which loads the model in each actor."""
+    if engine == "ray":
+        return lambda source, pending, out, tracker: _run_ray(
+            source, pending, out, name, backend, options, top_k, tracker, **ray
+        )
+    reranker = _load(model, backend, options)
+    return lambda source, pending, out, tracker: _run_local(source, pending, out, reranker, top_k, tracker)
+
+
+@contextmanager
+def _job_folder(output_dir: str | Path) -> Iterator[Path]:
+    """The job's folder, resolved, created and locked for this run (a second run on it fails at once)."""
     out = Path(output_dir).expanduser().resolve()
     check_folder(out)  # before the lock file: a folder that is not ours is left untouched
     out.mkdir(parents=True, exist_ok=True)
     with lock_file(out / ".lock", wait=False, holder=str(out)):
-        manifest = start_job(out, settings, resume)
-        specs, done = _plan(source, out, shard_pairs)
-        tracker = Tracker(specs, done, progress)
-        pending = [s for s in specs if s.index not in done]
-        if engine == "ray":
-            ray = {"actors": actors, "cpus": cpus_per_actor, "gpus": gpus_per_actor, "address": ray_address}
-            new = _run_ray(source, pending, out, name, backend, options, top_k, tracker, **ray)
-        else:
-            new = _run_local(source, pending, out, reranker, top_k, tracker)
-        summaries = {**done, **{s.index: s for s in new}}
-        report = _report(out, source, specs, summaries, len(done), started, name, trec, jsonl)
-        write_manifest(out, {**manifest, "status": "complete", "shards": len(specs), "report": report.to_dict()})
-    return report
+        yield out
+
+
+def _run_shards(
+    source: InputSource, out: Path, shard_pairs: int, run: _Engine,
+    progress: Callable[[BatchProgress], None] | None,
+) -> tuple[list[ShardSpec], dict[int, ShardSummary], int]:
+    """Plan the job's shards and run those not finished yet: the shards, every shard's summary, and how many
+    an earlier run had finished."""
+    specs, done = _plan(source, out, shard_pairs)
+    tracker = Tracker(specs, done, progress)
+    new = run(source, [s for s in specs if s.index not in done], out, tracker)
+    return specs, {**done, **{s.index: s for s in new}}, len(done)
 
 
 def _load(model: Any, backend: str | None, options: dict[str, Any]) -> Reranker:
@@ -188,13 +218,12 @@ def _plan(source: InputSource, out: Path, shard_pairs: int) -> tuple[list[ShardS
 
 
 def _run_local(
-    source: InputSource, pending: list[ShardSpec], out: Path, reranker: Reranker | None, top_k: int | None,
+    source: InputSource, pending: list[ShardSpec], out: Path, reranker: Reranker, top_k: int | None,
     tracker: Tracker,
 ) -> list[ShardSummary]:
     """The local engine: one model, the pending shards in order."""
     summaries = []
     for spec in pending:
-        assert reranker is not None  # loaded by rerank_dataset for the local engine
         summary = process_shard(reranker, source, spec, out, top_k, progress=tracker.within(spec))
         tracker.shard_done(spec, summary)
         summaries.append(summary)

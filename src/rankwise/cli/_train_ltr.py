@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 from typing import Any
 
@@ -36,8 +37,8 @@ def _prior(text: str) -> str | dict[str, float] | None:
         try:
             value = float(weight)
         except ValueError:
-            value = float("nan")
-        if not eq or not label or value != value:
+            value = math.nan
+        if not eq or not label or not math.isfinite(value):
             raise argparse.ArgumentTypeError(
                 f"must be 'auto', 'fit', 'none' or MEMBER=WEIGHT pairs separated by commas, got {text!r}"
             )

@@ -19,9 +19,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from rankwise.errors import InvalidInputError, RankwiseError
+
+if TYPE_CHECKING:  # typing.Self is 3.11+ (rankwise supports 3.10); type checkers ship typing_extensions
+    from typing_extensions import Self
 
 ChatMessage = dict[str, str]
 """One chat turn: ``{"role": "system" | "user" | "assistant", "content": "..."}``."""
@@ -301,7 +304,7 @@ class ChatClient(ABC):
     def close(self) -> None:
         """Release connections or model memory (optional; the client is unusable afterwards for some backends)."""
 
-    def __enter__(self) -> ChatClient:
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -26,7 +26,7 @@ def parse_logprobs(raw: Any) -> list[TokenLogprob] | None:
     if raw is None:
         return None
     if not isinstance(raw, Mapping):
-        raise ValueError(f"logprobs is a {type(raw).__name__}, not an object")
+        raise TypeError(f"logprobs is a {type(raw).__name__}, not an object")
     content = raw.get("content")
     if isinstance(content, list):
         out = []

@@ -2,9 +2,10 @@
 
 A model folder comes from ``rankwise train ltr`` / :func:`rankwise.train.ltr` (``ltr.json`` + ``model.txt``, see
 :mod:`rankwise.train.lambdamart.model`). Serving it computes the very features training computed (the same
-:class:`~rankwise.train.lambdamart.features.FeatureExtractor`), member by member, then asks LightGBM for one score
-per candidate and adds the prior the trees were boosted from (a weighted sum of the members' z-scores); so scores match training's exactly and the model works wherever a re-ranker does: library, CLI,
-server, batch.
+:class:`~rankwise.train.lambdamart.features.FeatureExtractor`), member by member, then adds the trees' output
+(LightGBM, unless they lost to the prior on validation) to the prior they were boosted from (a weighted sum of the
+members' z-scores); so scores match training's exactly and the model works wherever a re-ranker does: library,
+CLI, server, batch.
 
 Example:
     >>> import rankwise                                            # doctest: +SKIP
@@ -105,8 +106,10 @@ class LTRReranker(Reranker):
 
         rows = self.extractor.matrix(query, documents, progress=progress)
         # one thread: a candidate list is small, and thread start-up would cost more than the trees
-        trees = self.booster.predict(rows, num_threads=1)
-        return [float(s) for s in trees + prior_scores(rows, self.extractor.names, self.manifest.prior)]
+        scores = prior_scores(rows, self.extractor.names, self.manifest.prior)
+        if self.manifest.trees:
+            scores += self.booster.predict(rows, num_threads=1)
+        return [float(s) for s in scores]
 
 
 def _rebuild(

@@ -50,6 +50,7 @@ import numpy as np
 from rankwise.errors import RankwiseError
 from rankwise.rerankers.base import Reranker
 from rankwise.server._jobs import DeadlinePassed, Job, OverloadedError, StepAbandoned, settle
+from rankwise.server._steps import Slice, take_chunks, take_express, take_whole
 from rankwise.server.documents import text_carrier
 from rankwise.server.metrics import ServerMetrics
 from rankwise.types import Document
@@ -219,13 +220,10 @@ class Scheduler:
     # ---- express lane ------------------------------------------------------------------------------------------
     def _express_job(self) -> Job | None:
         """The oldest small, untouched request, taken off the ring whole (call holding the lock)."""
-        for job in self._ring:
-            if job.next == 0 and job.size <= self.express_pairs:
-                self._ring.remove(job)
-                self._pending -= job.size
-                job.next = job.size
-                return job
-        return None
+        job = take_express(self._ring, self.express_pairs)
+        if job is not None:
+            self._pending -= job.size
+        return job
 
     def _express_loop(self) -> None:
         while True:
@@ -260,7 +258,7 @@ class Scheduler:
                     return
                 self._cond.wait(0.1 if self._express_busy else grace - quiet)
 
-    def _next_step(self) -> list[tuple[Job, int, int]] | None:
+    def _next_step(self) -> list[Slice] | None:
         with self._cond:
             while True:
                 while not self._ring:
@@ -282,38 +280,17 @@ class Scheduler:
                     self._cond.notify_all()  # small requests already waiting may take the express lane now
                     return step
 
-    def _take(self) -> list[tuple[Job, int, int]]:
-        """Pick the next step's slices: whole requests, or chunks taken in passes over the waiting requests.
+    def _take(self) -> list[Slice]:
+        """Pick the next step's slices: a whole request, or chunks taken in passes over the waiting requests
+        (fair shares: :func:`~rankwise.server._steps.take_chunks`)."""
+        if self.splittable:
+            step = take_chunks(self._ring, self.max_batch_pairs, self.chunk_pairs)
+        else:
+            step = take_whole(self._ring)
+        self._pending -= sum(end - start for _, start, end in step)
+        return step
 
-        Each pass visits the requests in arrival order and takes at most ``chunk_pairs`` documents from each, until
-        the step holds ``max_batch_pairs``. So no request gets more than its turn while others wait (a huge request
-        cannot starve small ones), and among equals the oldest finish first (not all together at the end).
-        """
-        ring = self._ring
-        if not self.splittable:
-            job = ring.popleft()
-            self._pending -= job.size - job.next
-            step = [(job, job.next, job.size)]
-            job.next = job.size
-            return step
-        budget = self.max_batch_pairs
-        slices: dict[Job, list[int]] = {}
-        while ring and budget > 0:
-            for job in ring:
-                take = min(job.size - job.next, self.chunk_pairs, budget)
-                bounds = slices.setdefault(job, [job.next, job.next])
-                bounds[1] += take
-                job.next += take
-                budget -= take
-                self._pending -= take
-                if budget == 0:
-                    break
-            waiting = [j for j in ring if j.next < j.size]  # fully handed out: leave the queue, order kept
-            ring.clear()
-            ring.extend(waiting)
-        return [(job, start, end) for job, (start, end) in slices.items()]
-
-    def _live(self, step: list[tuple[Job, int, int]]) -> list[tuple[Job, int, int]]:
+    def _live(self, step: list[Slice]) -> list[Slice]:
         """The slices of ``step`` someone still waits for; a request whose deadline passed is answered now."""
         live = []
         for job, start, end in step:
@@ -324,7 +301,7 @@ class Scheduler:
                 self._fail(job, passed)
         return live
 
-    def _progress(self, step: list[tuple[Job, int, int]]) -> Callable[[int, int], None]:
+    def _progress(self, step: list[Slice]) -> Callable[[int, int], None]:
         """The model's ``progress`` callback: stops the call once every request of the step is gone."""
         jobs = [job for job, _, _ in step]
 
@@ -341,7 +318,7 @@ class Scheduler:
         metadata = job.metadata
         return [self._carry(job.texts[i], metadata[i] if metadata else {}) for i in range(start, end)]
 
-    def _call_model(self, step: list[tuple[Job, int, int]]) -> list[Any]:
+    def _call_model(self, step: list[Slice]) -> list[Any]:
         progress = self._progress(step)
         if self.splittable:
             groups = [(job.query, self._documents(job, start, end)) for job, start, end in step]
@@ -352,7 +329,7 @@ class Scheduler:
             out.append(np.asarray(scores, np.float64))
         return out
 
-    def _execute(self, step: list[tuple[Job, int, int]]) -> None:
+    def _execute(self, step: list[Slice]) -> None:
         step = self._live(step)
         if not step:
             return
@@ -371,7 +348,7 @@ class Scheduler:
         for (job, start, end), scores in zip(step, results):
             self._deliver(job, start, end, scores)
 
-    def _failed(self, step: list[tuple[Job, int, int]], pairs: int, exc: Exception) -> None:
+    def _failed(self, step: list[Slice], pairs: int, exc: Exception) -> None:
         """A step's model call raised: stopped for requests that are gone, else each request gets its own answer."""
         if isinstance(exc, StepAbandoned) or all(job.abandoned() for job, _, _ in step):
             logger.debug("model %r stopped a step of %d documents: its requests are gone", self.name, pairs)

@@ -184,24 +184,13 @@ def export_onnx(
     config.save_pretrained(str(out))
     names = input_names(torch_model, config)
     sample = sample_batch(hf_tok, names)
-    with torch.inference_mode():
-        expected = torch_model(**{k: torch.from_numpy(v) for k, v in sample.items()}).logits.float().numpy()
+    expected = _torch_logits(torch, torch_model, sample)
     graph, fusion = _write_fp32_graph(torch, torch_model, config, hf_tok, names, out, sample, expected,
                                       optimize=optimize, first_token=first_token)
     manifest = _manifest(str(model), revision, config, hf_tok, names, graph, fusion)
     manifest["check"] = {"max_abs_diff_fp32": max_diff(out / FP32_FILE, sample, expected), "pairs": len(expected)}
-    if quantize == "int8":
-        manifest["quantization"] = quantize_int8(out / FP32_FILE, out / INT8_FILE, opts)
-        manifest["files"]["int8"] = INT8_FILE
-        manifest["check"]["max_abs_diff_int8"] = max_diff(out / INT8_FILE, sample, expected)
-    elif quantize == "int8-static":
-        from rankwise.rerankers.cross_encoder.onnx_static import quantize_static_int8
-
-        manifest["quantization"] = quantize_static_int8(out / FP32_FILE, out / STATIC_INT8_FILE, out, pairs, opts,
-                                                        max_length=manifest["max_length"],
-                                                        pad_id=manifest["pad_token_id"])
-        manifest["files"]["int8_static"] = STATIC_INT8_FILE
-        manifest["check"]["max_abs_diff_int8_static"] = max_diff(out / STATIC_INT8_FILE, sample, expected)
+    if quantize is not None:
+        _write_int8_graph(quantize, opts, pairs, out, sample, expected, manifest)
     write_manifest(out, manifest)
     return out
 
@@ -288,6 +277,30 @@ def _write_fp32_graph(torch: Any, model: Any, config: Any, tokenizer: Any, names
         raw.replace(out / FP32_FILE)
     raw.unlink(missing_ok=True)
     return graph, fusion
+
+
+def _torch_logits(torch: Any, model: Any, sample: dict[str, Any]) -> Any:
+    """The torch model's logits on the sample pairs: what every exported graph must reproduce."""
+    with torch.inference_mode():
+        return model(**{k: torch.from_numpy(v) for k, v in sample.items()}).logits.float().numpy()
+
+
+def _write_int8_graph(quantize: str, opts: dict[str, Any] | None, pairs: Sequence[tuple[str, str]] | None,
+                      out: Path, sample: dict[str, Any], expected: Any, manifest: dict[str, Any]) -> None:
+    """Quantize ``out/model.onnx`` (step 4: dynamic ``"int8"`` or calibrated ``"int8-static"`` on ``pairs``)
+    and check it against torch; the quantization, the file and the difference go into ``manifest``."""
+    if quantize == "int8":
+        manifest["quantization"] = quantize_int8(out / FP32_FILE, out / INT8_FILE, opts)
+        manifest["files"]["int8"] = INT8_FILE
+        manifest["check"]["max_abs_diff_int8"] = max_diff(out / INT8_FILE, sample, expected)
+    elif quantize == "int8-static":
+        from rankwise.rerankers.cross_encoder.onnx_static import quantize_static_int8
+
+        manifest["quantization"] = quantize_static_int8(out / FP32_FILE, out / STATIC_INT8_FILE, out, pairs, opts,
+                                                        max_length=manifest["max_length"],
+                                                        pad_id=manifest["pad_token_id"])
+        manifest["files"]["int8_static"] = STATIC_INT8_FILE
+        manifest["check"]["max_abs_diff_int8_static"] = max_diff(out / STATIC_INT8_FILE, sample, expected)
 
 
 def _prepare_out_dir(out: Path, overwrite: bool) -> Path:

@@ -156,9 +156,7 @@ def train_cross_encoder(
     mining = mining or NegativeMining()
     settings = settings or TrainingSettings()
     output = _check_output(Path(output), resume)
-    st = require("sentence_transformers", "train", "cross-encoder training")
-    require("datasets", "train", "cross-encoder training")
-    device = device or _default_device()
+    st, device = _runtime(device)
     base_model = base_model or default_base_model()
     prepared = _prepare(Path(data), split, dev_split, dev_fraction, dev_queries, dev_depth, max_pairs, mining,
                         settings.seed, cache_dir)
@@ -168,16 +166,37 @@ def train_cross_encoder(
         on_plan(plan)
     checkpoint = _latest_checkpoint(output) if resume else None
     trainer = _trainer(st, model, prepared, settings, output, device, progress)
-    start = time.perf_counter()
-    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
-    seconds = time.perf_counter() - start
-    model.save_pretrained(str(output))
-    report = _report(trainer, TrainingReport(
+    seconds = _train(trainer, model, output, checkpoint)
+    return _finish(trainer, TrainingReport(
         output=str(output), base_model=base_model, data=str(Path(data).resolve()), plan=asdict(plan),
         settings=asdict(settings), mining=asdict(mining), examples=prepared["examples"].counts(),
         seconds=round(seconds, 1), pairs_per_second=round(plan.pairs * settings.epochs / max(seconds, 1e-9), 2),
         resumed_from=None if checkpoint is None else checkpoint.name,
-    ))
+    ), output, keep_checkpoints)
+
+
+def _runtime(device: str | None) -> tuple[Any, str]:
+    """sentence-transformers (``datasets`` checked too: a missing package fails before any work) and the
+    device to train on (default: cuda when available)."""
+    st = require("sentence_transformers", "train", "cross-encoder training")
+    require("datasets", "train", "cross-encoder training")
+    return st, device or _default_device()
+
+
+def _train(trainer: Any, model: Any, output: Path, checkpoint: Path | None) -> float:
+    """Train (continuing from ``checkpoint`` when resuming) and save the model kept to ``output``; the
+    seconds the training took."""
+    start = time.perf_counter()
+    trainer.train(resume_from_checkpoint=str(checkpoint) if checkpoint else None)
+    seconds = time.perf_counter() - start
+    model.save_pretrained(str(output))
+    return seconds
+
+
+def _finish(trainer: Any, report: TrainingReport, output: Path, keep_checkpoints: bool) -> TrainingReport:
+    """``report`` completed from the trainer's log and written to ``output/training.json``; the checkpoints
+    are removed unless kept (they hold optimiser state)."""
+    report = _report(trainer, report)
     (output / REPORT_FILE).write_text(json.dumps(report.to_dict(), indent=2) + "\n")
     if not keep_checkpoints:
         shutil.rmtree(output / CHECKPOINTS, ignore_errors=True)

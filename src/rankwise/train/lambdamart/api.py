@@ -161,14 +161,10 @@ def ltr(
     clicks = _is_click_log(data, valid_split)
     load = {"depth": depth, "candidates": candidates, "corpus": corpus, "position_bias": position_bias,
             "cache_dir": cache_dir, "max_queries": max_queries}
-    train_set = load_groups(data, split=split, **load)
-    valid_set = load_groups(data, split=valid_split, **load) if valid_split is not None else None
+    train_set, valid_set, train_groups, valid_groups = _training_groups(data, split, valid_split, valid_fraction,
+                                                                        seed, load)
     specs = [member_spec(m) for m in (members if members is not None else (CLICK_MEMBERS if clicks else BEIR_MEMBERS))]
     extractor = FeatureExtractor(build_members(specs), [_field(f) for f in metadata_fields], text_features)
-    train_groups, valid_groups = (
-        (train_set.groups, valid_set.groups) if valid_set is not None
-        else split_groups(train_set.groups, valid_fraction, seed)
-    )
     if not clicks:
         prepare_embeddings(extractor.members, [*train_groups, *valid_groups], Path(data).resolve().name, cache_dir)
     t_features = time.perf_counter()
@@ -187,10 +183,30 @@ def ltr(
         "features_seconds": round(features_seconds, 3),
         "total_seconds": round(time.perf_counter() - start, 3),
     }
-    manifest = Manifest(tuple(specs), tuple(extractor.metadata_fields), extractor.text_features,
-                        tuple(extractor.names), result.params, result.best_iteration, report, result.prior)
-    save_model(out, manifest, result.booster)
+    _save(out, specs, extractor, result, report)
     return {"model": str(out), **report}
+
+
+def _training_groups(
+    data: str | Path, split: str, valid_split: str | None, valid_fraction: float, seed: int, load: dict[str, Any]
+) -> tuple[GroupSet, GroupSet | None, list[Group], list[Group]]:
+    """The training and validation group sets, and the groups to train and to early-stop on: the dev split's, or a
+    seeded query-grouped ``valid_fraction`` of the training queries."""
+    train_set = load_groups(data, split=split, **load)
+    valid_set = load_groups(data, split=valid_split, **load) if valid_split is not None else None
+    if valid_set is not None:
+        return train_set, valid_set, list(train_set.groups), list(valid_set.groups)
+    train_groups, valid_groups = split_groups(train_set.groups, valid_fraction, seed)
+    return train_set, None, list(train_groups), list(valid_groups)
+
+
+def _save(out: str | Path, specs: Sequence[MemberSpec], extractor: FeatureExtractor, result: Any,
+          report: dict[str, Any]) -> None:
+    """Write the model folder: the manifest (members, features, prior, parameters, report) and the trees."""
+    manifest = Manifest(tuple(specs), tuple(extractor.metadata_fields), extractor.text_features,
+                        tuple(extractor.names), result.params, result.best_iteration, report, result.prior,
+                        result.trees)
+    save_model(out, manifest, result.booster)
 
 
 def _is_click_log(data: str | Path, valid_split: str | None) -> bool:

@@ -3,7 +3,8 @@
 On small training sets boosting starts from a prior (:mod:`rankwise.train.lambdamart.prior`: the best z-score
 fusion of the members on the training queries), so trees learn corrections to it. Early stopping watches nDCG@10 on the validation groups (a
 seeded query-grouped share of the training queries, or an explicit dev split): training stops when it has not
-improved for ``early_stopping`` rounds and the model keeps the best round. Without validation groups it trains
+improved for ``early_stopping`` rounds and the model keeps the best round -- or no trees at all when that round
+does not beat the prior alone on the validation queries. Without validation groups it trains
 ``num_boost_round`` rounds.
 """
 
@@ -17,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from rankwise.errors import InvalidInputError, require
-from rankwise.train.lambdamart.prior import check_prior, fit_prior, prior_scores
+from rankwise.train.lambdamart.prior import check_prior, fit_prior, ndcg_at_10, prior_scores
 
 DEFAULT_PARAMS: dict[str, Any] = {
     "objective": "lambdarank",
@@ -67,11 +68,14 @@ class FitResult:
     report: dict[str, Any]
     feature_names: tuple[str, ...] = ()
     prior: dict[str, float] = field(default_factory=dict)
+    trees: bool = True  # False: the trees did not beat the prior on validation, the model is the prior alone
 
     def predict(self, features: np.ndarray) -> np.ndarray:
-        """Scores of feature rows: the trees at the best iteration plus the prior (what serving computes)."""
-        trees = self.booster.predict(features, num_iteration=self.best_iteration or None, num_threads=1)
-        return trees + prior_scores(features, self.feature_names, self.prior)
+        """Scores of feature rows: the trees at the best iteration (when kept) plus the prior, as serving does."""
+        out = prior_scores(features, self.feature_names, self.prior)
+        if self.trees:
+            out += self.booster.predict(features, num_iteration=self.best_iteration or None, num_threads=1)
+        return out
 
 
 def _check_rounds(num_boost_round: int, early_stopping: int) -> None:
@@ -143,8 +147,11 @@ def train_booster(
                         callbacks=callbacks)
     seconds = time.perf_counter() - start
     best = int(booster.best_iteration or booster.current_iteration())
+    trees, prior_valid = _trees_earn_their_place(booster, best, valid, feature_names, weights)
     report = {
         "prior": weights,
+        "trees_kept": trees,
+        "valid_ndcg@10_prior_alone": prior_valid,
         "best_iteration": best,
         # lgb.train keeps only the best rounds after early stopping: count the rounds evaluated instead
         "rounds_trained": len(history.get("train", {}).get("ndcg@10", [])) or booster.current_iteration(),
@@ -156,7 +163,29 @@ def train_booster(
         "valid_queries": len(valid.sizes),
         "feature_importance_gain": _importances(booster, feature_names, best),
     }
-    return FitResult(booster, best, merged, report, tuple(feature_names), weights)
+    return FitResult(booster, best, merged, report, tuple(feature_names), weights, trees)
+
+
+def _trees_earn_their_place(booster: Any, best: int, valid: Matrix, feature_names: Sequence[str],
+                            prior: Mapping[str, float]) -> tuple[bool, float | None]:
+    """Whether the trees beat the prior alone on the validation queries (mean nDCG@10), and the prior's figure.
+
+    LightGBM's early stopping compares rounds 1, 2, ... but never round 0 -- the prior by itself. On a few dozen
+    training queries the best round can still rank the held-out queries worse than the prior, and then the model
+    keeps the prior alone. No prior or no validation queries: the trees are kept.
+    """
+    if not prior or not len(valid.sizes):
+        return True, None
+    base = prior_scores(valid.features, feature_names, prior)
+    with_trees = base + booster.predict(valid.features, num_iteration=best, num_threads=1)
+    cuts = np.cumsum(valid.sizes)[:-1]
+    labels = np.split(valid.labels, cuts)
+
+    def mean_ndcg(scores: np.ndarray) -> float:
+        return float(np.mean([ndcg_at_10(s, y) for s, y in zip(np.split(scores, cuts), labels)]))
+
+    alone = mean_ndcg(base)
+    return mean_ndcg(with_trees) > alone, round(alone, 4)
 
 
 def monotone(feature_names: Sequence[str]) -> list[int]:

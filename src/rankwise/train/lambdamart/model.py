@@ -9,7 +9,8 @@
      "prior": {"zscore:bm25": 0.25, "zscore:minilm-bi-encoder": 0.75},
      "params": {...LightGBM parameters...}, "best_iteration": 87, "report": {...training report...}}
 
-A candidate's score is the trees' output plus ``prior`` (weights of features, :mod:`rankwise.train.lambdamart.prior`;
+A candidate's score is the trees' output (unless ``"trees": false``: they did not beat the prior on validation)
+plus ``prior`` (weights of features, :mod:`rankwise.train.lambdamart.prior`;
 the trees were boosted from it). Version 1 (before the prior) is read as a model with an empty prior.
 
 Members are re-ranker specs (a preset, ``NAME:BACKEND:OPTIONS`` or a JSON object, as in ``rankwise eval -r``)
@@ -77,6 +78,7 @@ class Manifest:
     best_iteration: int
     report: dict[str, Any] = field(default_factory=dict)
     prior: dict[str, float] = field(default_factory=dict)
+    trees: bool = True
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -87,6 +89,7 @@ class Manifest:
             "text_features": self.text_features,
             "feature_names": list(self.feature_names),
             "prior": dict(self.prior),
+            "trees": self.trees,
             "params": self.params,
             "best_iteration": self.best_iteration,
             "report": self.report,
@@ -120,6 +123,7 @@ class Manifest:
                 best_iteration=int(data["best_iteration"]),
                 report=dict(data.get("report") or {}),
                 prior=prior,
+                trees=bool(data.get("trees", True)),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"{source} is missing or garbles {exc}; retrain the model (rankwise train ltr).") from exc
