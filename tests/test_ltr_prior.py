@@ -14,6 +14,7 @@ import rankwise
 import rankwise.train
 from rankwise.errors import InvalidInputError
 from rankwise.train.lambdamart.prior import check_prior, fit_prior, ndcg_at_10, prior_scores
+from tests.support.evaluation import ndcg10
 
 pytest.importorskip("lightgbm")
 
@@ -22,21 +23,13 @@ FAST = ["first-stage-score", "bm25"]
 NAMES = ["score:a", "zscore:a", "zscore:b", "text:query_tokens"]
 
 
-def _reference_ndcg10(labels: list[int], scores: list[float]) -> float:
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:10]
-    dcg = sum((2 ** labels[i] - 1) / math.log2(r + 2) for r, i in enumerate(order))
-    ideal = sorted(labels, reverse=True)[:10]
-    idcg = sum((2**g - 1) / math.log2(r + 2) for r, g in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
-
-
 def test_ndcg_at_10_matches_the_definition() -> None:
     rng = np.random.default_rng(3)
     for _ in range(50):
         n = int(rng.integers(1, 30))
         labels = rng.integers(0, 3, n)
         scores = rng.integers(0, 5, n).astype(float)  # ties: broken by input order
-        assert ndcg_at_10(scores, labels) == pytest.approx(_reference_ndcg10(labels.tolist(), scores.tolist()))
+        assert ndcg_at_10(scores, labels) == pytest.approx(ndcg10(labels.tolist(), scores.tolist()))
     assert ndcg_at_10(np.array([1.0, 2.0]), np.array([0, 0])) == 0.0
 
 

@@ -16,19 +16,12 @@ import rankwise
 import rankwise.train
 from rankwise.errors import InvalidInputError, RankwiseError, UnknownModelError
 from rankwise.evaluation import DataFormatError
+from tests.support.evaluation import ndcg10
 
 pytest.importorskip("lightgbm")
 
 ADI = Path("/work/shared/data/adi")
 FAST = ["first-stage-score", "bm25"]  # no bi-encoder: keeps this file fast
-
-
-def ndcg10(labels: list[int], scores: list[float]) -> float:
-    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:10]
-    dcg = sum((2 ** labels[i] - 1) / math.log2(r + 2) for r, i in enumerate(order))
-    ideal = sorted(labels, reverse=True)[:10]
-    idcg = sum((2**g - 1) / math.log2(r + 2) for r, g in enumerate(ideal))
-    return dcg / idcg if idcg else 0.0
 
 
 @pytest.fixture(scope="module")

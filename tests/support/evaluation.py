@@ -1,4 +1,4 @@
-"""Helpers for the evaluation tests: a tiny BEIR folder written on the spot.
+"""Helpers for the evaluation tests: a tiny BEIR folder written on the spot, and nDCG@10 by its definition.
 
 Imported by tests/test_evaluation*.py as ``from tests.support.evaluation import make_beir``.
 """
@@ -6,6 +6,7 @@ Imported by tests/test_evaluation*.py as ``from tests.support.evaluation import 
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 
@@ -31,3 +32,13 @@ def make_beir(root: Path, *, run: str | None = None, extra_qrels: str = "") -> P
     if run is not None:
         (root / "pool.run").write_text(run)
     return root
+
+
+def ndcg10(labels: list[int], scores: list[float]) -> float:
+    """nDCG@10 by its definition (exponential gain, log2 discount, ties by input order), written out plainly as the
+    reference the library's own implementations are checked against."""
+    order = sorted(range(len(scores)), key=lambda i: (-scores[i], i))[:10]
+    dcg = sum((2 ** labels[i] - 1) / math.log2(r + 2) for r, i in enumerate(order))
+    ideal = sorted(labels, reverse=True)[:10]
+    idcg = sum((2**g - 1) / math.log2(r + 2) for r, g in enumerate(ideal))
+    return dcg / idcg if idcg else 0.0
