@@ -23,6 +23,7 @@ import numpy as np
 
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.base import ProgressCallback, Reranker
+from rankwise.train.lambdamart.prior import prior_scores
 from rankwise.types import Document
 
 MemberLoader = Callable[..., Reranker]
@@ -102,8 +103,6 @@ class LTRReranker(Reranker):
         return self.extractor.matrix(query, list(documents))
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
-        from rankwise.train.lambdamart.prior import prior_scores
-
         rows = self.extractor.matrix(query, documents, progress=progress)
         # one thread: a candidate list is small, and thread start-up would cost more than the trees
         scores = prior_scores(rows, self.extractor.names, self.manifest.prior)

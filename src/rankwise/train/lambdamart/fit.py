@@ -1,11 +1,11 @@
 """LightGBM LambdaMART (``objective="lambdarank"``) on feature matrices of judged groups.
 
 On small training sets boosting starts from a prior (:mod:`rankwise.train.lambdamart.prior`: the best z-score
-fusion of the members on the training queries), so trees learn corrections to it. Early stopping watches nDCG@10 on the validation groups (a
-seeded query-grouped share of the training queries, or an explicit dev split): training stops when it has not
-improved for ``early_stopping`` rounds and the model keeps the best round -- or no trees at all when that round
-does not beat the prior alone on the validation queries. Without validation groups it trains
-``num_boost_round`` rounds.
+fusion of the members on the training queries), so trees learn corrections to it. Early stopping watches nDCG@10
+on the validation groups (a seeded query-grouped share of the training queries, or an explicit dev split):
+training stops when it has not improved for ``early_stopping`` rounds and the model keeps the best round -- or no
+trees at all when that round does not beat the prior alone on the validation queries. Without validation groups it
+trains ``num_boost_round`` rounds.
 """
 
 from __future__ import annotations
@@ -176,16 +176,15 @@ def _trees_earn_their_place(booster: Any, best: int, valid: Matrix, feature_name
     """
     if not prior or not len(valid.sizes):
         return True, None
-    base = prior_scores(valid.features, feature_names, prior)
-    with_trees = base + booster.predict(valid.features, num_iteration=best, num_threads=1)
-    cuts = np.cumsum(valid.sizes)[:-1]
-    labels = np.split(valid.labels, cuts)
+    groups = valid.groups()
 
-    def mean_ndcg(scores: np.ndarray) -> float:
-        return float(np.mean([ndcg_at_10(s, y) for s, y in zip(np.split(scores, cuts), labels)]))
+    def mean_ndcg(with_trees: bool) -> float:
+        scores = [prior_scores(x, feature_names, prior)
+                  + (booster.predict(x, num_iteration=best, num_threads=1) if with_trees else 0.0) for x, _ in groups]
+        return float(np.mean([ndcg_at_10(s, y) for s, (_, y) in zip(scores, groups)]))
 
-    alone = mean_ndcg(base)
-    return mean_ndcg(with_trees) > alone, round(alone, 4)
+    alone = mean_ndcg(False)
+    return mean_ndcg(True) > alone, round(alone, 4)
 
 
 def monotone(feature_names: Sequence[str]) -> list[int]:
