@@ -128,16 +128,7 @@ def train_booster(
     if chosen_prior == "auto":
         chosen_prior = None if merged.get("linear_tree") else "fit"
     weights = dict(fit_prior(train.groups(), feature_names) if chosen_prior == "fit" else chosen_prior or {})
-    names = [_lgb_name(n) for n in feature_names]
-    train_set = lgb.Dataset(train.features, train.labels, group=train.sizes, feature_name=names,
-                            init_score=prior_scores(train.features, feature_names, weights),
-                            free_raw_data=False, params={"feature_pre_filter": False})
-    sets, labels = [train_set], ["train"]
-    if len(valid.sizes):
-        sets.append(lgb.Dataset(valid.features, valid.labels, group=valid.sizes, reference=train_set,
-                                init_score=prior_scores(valid.features, feature_names, weights),
-                                params={"feature_pre_filter": False}))
-        labels.append("valid")
+    train_set, sets, labels = _datasets(lgb, train, valid, feature_names, weights)
     history: dict[str, Any] = {}
     callbacks = [lgb.record_evaluation(history)]
     if len(valid.sizes) and early_stopping:
@@ -164,6 +155,22 @@ def train_booster(
         "feature_importance_gain": _importances(booster, feature_names, best),
     }
     return FitResult(booster, best, merged, report, tuple(feature_names), weights, trees)
+
+
+def _datasets(lgb: Any, train: Matrix, valid: Matrix, feature_names: Sequence[str],
+              prior: Mapping[str, float]) -> tuple[Any, list[Any], list[str]]:
+    """LightGBM's training set, the sets it evaluates (train, and valid when there is one) and their names; each
+    starts from the prior (``init_score``)."""
+    names = [_lgb_name(n) for n in feature_names]
+    train_set = lgb.Dataset(train.features, train.labels, group=train.sizes, feature_name=names,
+                            init_score=prior_scores(train.features, feature_names, prior),
+                            free_raw_data=False, params={"feature_pre_filter": False})
+    if not len(valid.sizes):
+        return train_set, [train_set], ["train"]
+    valid_set = lgb.Dataset(valid.features, valid.labels, group=valid.sizes, reference=train_set,
+                            init_score=prior_scores(valid.features, feature_names, prior),
+                            params={"feature_pre_filter": False})
+    return train_set, [train_set, valid_set], ["train", "valid"]
 
 
 def _trees_earn_their_place(booster: Any, best: int, valid: Matrix, feature_names: Sequence[str],
