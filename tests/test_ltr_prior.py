@@ -243,3 +243,18 @@ def test_served_model_without_trees_scores_the_prior(tmp_path: Path, cache: Path
     rows = model.features(group.query, list(group.documents))
     expected = rows[:, model.extractor.names.index("zscore:bm25")]
     np.testing.assert_array_equal(model.score(group.query, list(group.documents)), expected)
+
+
+def test_cli_table_shows_the_prior_and_dropped_trees(tmp_path: Path, cache: Path,
+                                                      capsys: pytest.CaptureFixture[str]) -> None:
+    from rankwise.cli import main
+    from rankwise.cli._train_ltr import _table
+
+    args = ["train", "ltr", str(ADI), str(tmp_path / "m"), "--split", "test", "--depth", "30", "-m", "bm25",
+            "-m", "first-stage-score", "--cache-dir", str(cache), "--format", "table", "--prior", "bm25=2,first-stage-score=1"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "prior (boosting starts from): 2.000 zscore:bm25, 1.000 zscore:first-stage-score" in out
+    report = json.loads((tmp_path / "m" / "ltr.json").read_text())["report"]
+    assert "trees dropped" not in _table({**report, "model": "m", "trees_kept": True})
+    assert "trees dropped" in _table({**report, "model": "m", "trees_kept": False})

@@ -109,7 +109,8 @@ def _table(report: dict[str, Any]) -> str:
         f"best iteration {report['best_iteration']} of {report['rounds_trained']}"),
         (f"nDCG@10: train {report['train_ndcg@10']}, valid {report['valid_ndcg@10']}; "
         f"{report['total_seconds']:.1f} s in all"),
-        "prior (boosting starts from): " + (", ".join(f"{w:.3f} {n}" for n, w in report["prior"].items()) or "none"),
+        "prior (boosting starts from): " + (", ".join(f"{w:.3f} {n}" for n, w in report["prior"].items()) or "none")
+        + ("" if report["trees_kept"] else "; trees dropped: the prior alone ranked the validation queries better"),
         "feature importance (gain share):",
     ]
     lines += [f"  {share:6.3f}  {name}" for name, share in list(report["feature_importance_gain"].items())[:10]]
