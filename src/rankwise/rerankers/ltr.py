@@ -23,7 +23,7 @@ import numpy as np
 
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.base import ProgressCallback, Reranker
-from rankwise.train.lambdamart.prior import prior_scores
+from rankwise.train.lambdamart.fit import model_scores
 from rankwise.types import Document
 
 MemberLoader = Callable[..., Reranker]
@@ -104,11 +104,8 @@ class LTRReranker(Reranker):
 
     def _score(self, query: str, documents: list[Document], progress: ProgressCallback | None) -> list[float]:
         rows = self.extractor.matrix(query, documents, progress=progress)
-        # one thread: a candidate list is small, and thread start-up would cost more than the trees
-        scores = prior_scores(rows, self.extractor.names, self.manifest.prior)
-        if self.manifest.trees:
-            scores += self.booster.predict(rows, num_threads=1)
-        return [float(s) for s in scores]
+        trees = self.booster if self.manifest.trees else None
+        return [float(s) for s in model_scores(rows, self.extractor.names, self.manifest.prior, trees)]
 
 
 def _rebuild(

@@ -72,10 +72,19 @@ class FitResult:
 
     def predict(self, features: np.ndarray) -> np.ndarray:
         """Scores of feature rows: the trees at the best iteration (when kept) plus the prior, as serving does."""
-        out = prior_scores(features, self.feature_names, self.prior)
-        if self.trees:
-            out += self.booster.predict(features, num_iteration=self.best_iteration or None, num_threads=1)
-        return out
+        return model_scores(features, self.feature_names, self.prior, self.booster if self.trees else None,
+                            self.best_iteration or None)
+
+
+def model_scores(features: np.ndarray, feature_names: Sequence[str], prior: Mapping[str, float], booster: Any | None,
+                 num_iteration: int | None = None) -> np.ndarray:
+    """How an LTR model scores feature rows: the prior plus the trees (``booster``; None when the model has none),
+    one thread -- a candidate list is small, and thread start-up would cost more than the trees. Training,
+    validation and serving all score through this."""
+    out = prior_scores(features, feature_names, prior)
+    if booster is not None:
+        out += booster.predict(features, num_iteration=num_iteration, num_threads=1)
+    return out
 
 
 def _check_rounds(num_boost_round: int, early_stopping: int) -> None:
@@ -185,13 +194,11 @@ def _trees_earn_their_place(booster: Any, best: int, valid: Matrix, feature_name
         return True, None
     groups = valid.groups()
 
-    def mean_ndcg(with_trees: bool) -> float:
-        scores = [prior_scores(x, feature_names, prior)
-                  + (booster.predict(x, num_iteration=best, num_threads=1) if with_trees else 0.0) for x, _ in groups]
-        return float(np.mean([ndcg_at_10(s, y) for s, (_, y) in zip(scores, groups)]))
+    def mean_ndcg(trees: Any | None) -> float:
+        return float(np.mean([ndcg_at_10(model_scores(x, feature_names, prior, trees, best), y) for x, y in groups]))
 
-    alone = mean_ndcg(False)
-    return mean_ndcg(True) > alone, round(alone, 4)
+    alone = mean_ndcg(None)
+    return mean_ndcg(booster) > alone, round(alone, 4)
 
 
 def monotone(feature_names: Sequence[str]) -> list[int]:
