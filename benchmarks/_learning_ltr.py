@@ -9,7 +9,9 @@ Protocols (never a test query in training or early stopping):
   mean over all queries of the pooled held-out folds.
 
 Candidates: BM25 top-100 (``rankwise.evaluation.first_stage_run``, cached). Members: first-stage-score, bm25,
-minilm-bi-encoder (+ ``extra_members[dataset]``), plus the text features. Each member's scores are cached per
+minilm-bi-encoder (+ ``extra_members[dataset]``), plus the text features, and with ``history=True`` the
+judgment-history features (built from each fit's training queries only; a training query leaves its own judgments
+out). Each member's scores are cached per
 (dataset, split, member) under ``benchmarks/.cache/ltr`` and the bi-encoder reads the evaluation's embedding cache
 (``benchmarks/.cache/embeddings``), so a rerun only trains. Per dataset the result holds LTR's nDCG@10, each member
 alone, ``hybrid`` (z-score first-stage 1 : bi-encoder 2.5, from the same cached scores), training seconds (fit;
@@ -117,6 +119,8 @@ def _member_scores(split: Split, label: str, member: Any, depth: int) -> dict[st
 
 
 def _blocks(extractor: Any, split: Split, queries: Sequence[str], train: bool) -> Any:
+    """Training or early-stopping rows; each query leaves its own judgments out of the history features (a no-op for
+    a query the history does not hold: validation and dev queries never are in it)."""
     from rankwise.train.lambdamart.fit import Matrix
 
     blocks = []
@@ -126,8 +130,23 @@ def _blocks(extractor: Any, split: Split, queries: Sequence[str], train: bool) -
         if not split.docs[q]:
             continue
         cols = [split.columns[label][q] for label, _ in extractor.members]
-        blocks.append((extractor.matrix(split.dataset.queries[q], split.docs[q], member_scores=cols), split.labels[q]))
+        rows = extractor.matrix(split.dataset.queries[q], split.docs[q], member_scores=cols, leave_out=q)
+        blocks.append((rows, split.labels[q]))
     return Matrix.stack(blocks, len(extractor.names))
+
+
+def _with_history(extractor: Any, split: Split, train_q: Sequence[str]) -> Any:
+    """``extractor`` plus judgment-history features built from ``train_q``'s qrels (every relevant judgment), as
+    ``rankwise.train.ltr(history=True)`` builds them (the bi-encoder member embeds the queries)."""
+    from rankwise.train.lambdamart.features import FeatureExtractor
+    from rankwise.train.lambdamart.history import HistoryFeatures, JudgmentHistory
+
+    encoder = dict(extractor.members)["minilm-bi-encoder"]
+    vectors = np.array([encoder.embed_query(split.dataset.queries[q]) for q in train_q], dtype=np.float32)
+    judged = [{str(d): int(g) for d, g in split.dataset.qrels[q].items() if g > 0} for q in train_q]  # all qrels
+    history = JudgmentHistory.build(list(train_q), vectors, judged)
+    return FeatureExtractor(extractor.members, extractor.metadata_fields, extractor.text_features,
+                            HistoryFeatures(history, encoder))
 
 
 def _fit(extractor: Any, train: Split, train_q: Sequence[str], valid: Split, valid_q: Sequence[str],
@@ -178,12 +197,16 @@ def _baselines(split: Split, queries: Sequence[str]) -> dict[str, float]:
 def _docs_per_second(result: Any, extractor: Any, specs: Sequence[Any], split: Split, quick: bool) -> float:
     """The saved model, loaded fresh (cold members, no caches), scoring the first few test queries."""
     import rankwise
+    from rankwise.train.lambdamart.api import member_spec
     from rankwise.train.lambdamart.model import Manifest, save_model
 
+    history = extractor.history.history if extractor.history is not None else None
     with tempfile.TemporaryDirectory() as tmp:
         manifest = Manifest(tuple(specs), (), True, tuple(extractor.names), result.params, result.best_iteration,
-                            prior=result.prior, trees=result.trees)
-        save_model(tmp, manifest, result.booster)
+                            prior=result.prior, trees=result.trees,
+                            history=None if history is None else {"encoder": member_spec("minilm-bi-encoder").to_dict(),
+                                                                  **history.summary()})
+        save_model(tmp, manifest, result.booster, history)
         model = rankwise.load(tmp)
         model.score("warm up", [{"text": "loads the models", "first_stage_score": 1.0}])  # load time is not scoring
         sample = [q for q in split.queries if split.docs[q]][: 2 if quick else 5]
@@ -209,6 +232,8 @@ def _measure_one(name: str, extra: Sequence[str], settings: Mapping[str, Any], q
         train_q, valid_q = train.queries, valid.queries
     else:
         valid, (train_q, valid_q) = train, _holdout(train.queries, settings["valid_fraction"], SEED)
+    if settings["history"]:
+        extractor = _with_history(extractor, train, train_q)
     result = _fit(extractor, train, train_q, valid, valid_q, settings)
     per_query = _ndcg_per_query(test, _run(test, test.queries, _predict(result, extractor, test, test.queries)),
                                 test.queries)
@@ -232,15 +257,17 @@ def _cross_validate(name: str, split_name: str, members: Any, specs: Any, extrac
     order = np.random.default_rng(SEED).permutation(len(split.queries))
     folds = [[split.queries[i] for i in order[f::k]] for f in range(k)]
     pooled: dict[str, float] = {}
-    results = []
+    results, extractors = [], []
     for f, held in enumerate(folds):
         rest = [q for q in split.queries if q not in set(held)]
         train_q, valid_q = _holdout(rest, settings["valid_fraction"], SEED + f)
-        result = _fit(extractor, split, train_q, split, valid_q, settings)
+        fold_extractor = _with_history(extractor, split, train_q) if settings["history"] else extractor
+        result = _fit(fold_extractor, split, train_q, split, valid_q, settings)
         results.append(result)
-        pooled.update(_ndcg_per_query(split, _run(split, held, _predict(result, extractor, split, held)), held))
+        extractors.append(fold_extractor)
+        pooled.update(_ndcg_per_query(split, _run(split, held, _predict(result, fold_extractor, split, held)), held))
     return _summary(float(np.mean(list(pooled.values()))), _baselines(split, split.queries), results,
-                    split.scoring_seconds, _docs_per_second(results[0], extractor, specs, split, quick),
+                    split.scoring_seconds, _docs_per_second(results[0], extractors[0], specs, split, quick),
                     {"protocol": f"{k}-fold cross-validation by query on {split_name} (seed {SEED})",
                      "queries": len(split.queries)})
 
@@ -269,14 +296,15 @@ CAPPED = object()  # max_train_queries left at the settings' cap
 
 
 def measure_ltr(datasets: Sequence[str] | None = None, extra_members: Mapping[str, list[str]] | None = None,
-                quick: bool = False, max_train_queries: Any = CAPPED) -> dict[str, Any]:
+                quick: bool = False, max_train_queries: Any = CAPPED, history: bool = False) -> dict[str, Any]:
     """LTR vs each member alone and vs ``hybrid`` on ``datasets`` (default: all six); see the module docs.
-    ``max_train_queries``: None trains on every training query (cheap members only)."""
+    ``max_train_queries``: None trains on every training query (cheap members only); ``history``: with the
+    judgment-history features (``rankwise train ltr --history``) built from each fit's training queries."""
     datasets = list(datasets) if datasets is not None else list(PROTOCOLS)
     unknown = [d for d in datasets if d not in PROTOCOLS]
     if unknown:
         raise ValueError(f"no LTR protocol for {unknown}; known: {', '.join(PROTOCOLS)}.")
-    settings = _settings(quick)
+    settings = {**_settings(quick), "history": history}
     if max_train_queries is not CAPPED:
         settings["max_train_queries"] = max_train_queries
     out: dict[str, Any] = {"settings": {**settings, "quick": quick, "members": list(MEMBERS),

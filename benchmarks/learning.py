@@ -12,8 +12,9 @@ Sections (``--sections``, all by default):
 * ``ltr`` -- LightGBM lambdarank (benchmarks/_learning_ltr.py): scifact (train -> test), nfcorpus (train, dev for
   early stopping -> test); cranfield, medline, cisi, vaswani by 5-fold cross-validation over queries; over the
   offline members with every training query, and again on scifact and nfcorpus with the fine-tuned cross-encoder
-  as one more member (200 training queries). Each single member alone (the cross-encoder alone included) is
-  reported on the same candidates.
+  as one more member (200 training queries); and over the offline members again with the judgment-history features
+  (`rankwise train ltr --history`: grades that similar training queries gave each candidate, its popularity).
+  Each single member alone (the cross-encoder alone included) is reported on the same candidates.
 * ``default`` -- the first-stage-aware `default` vs the previous default on all seven collections
   (benchmarks/_learning_default.py).
 * ``int8`` -- ONNX int8 (dynamic, static) vs fp32 agreement and nDCG@10 on the trained models
@@ -85,13 +86,16 @@ def section_ce(quick: bool) -> dict[str, Any]:
 
 
 def section_ltr(quick: bool) -> dict[str, Any]:
-    """LTR twice: over the offline members with every training query (what `rankwise train ltr` does by default), and
-    with the fine-tuned cross-encoder as one more member on scifact and nfcorpus, whose training queries are capped
-    (the cross-encoder scores every candidate of every query: 200 queries x 100 candidates per split)."""
+    """LTR three times: over the offline members with every training query (what `rankwise train ltr` does by
+    default); the same with the judgment-history features (`--history`); and with the fine-tuned cross-encoder as one
+    more member on scifact and nfcorpus, whose training queries are capped (the cross-encoder scores every candidate
+    of every query: 200 queries x 100 candidates per split)."""
     from _learning_ltr import measure_ltr
 
     datasets = ["scifact", "nfcorpus", "cranfield", "medline", "cisi", "vaswani"]
-    out = {"offline_members": measure_ltr(datasets[:2] if quick else datasets, quick=quick, max_train_queries=None)}
+    chosen = datasets[:2] if quick else datasets
+    out = {"offline_members": measure_ltr(chosen, quick=quick, max_train_queries=None),
+           "offline_members_with_history": measure_ltr(chosen, quick=quick, max_train_queries=None, history=True)}
     if os.environ.get("RANKWISE_LTR_WITHOUT_CE") != "1":
         extra = {name: [ce_member(trained_model(name, quick))] for name in CE_DATASETS}
         out["with_cross_encoder"] = measure_ltr(list(CE_DATASETS), extra_members=extra, quick=quick)

@@ -51,7 +51,7 @@ def test_adi_training_report(adi_model: tuple[Path, dict]) -> None:
     assert report["feature_names"][:4] == ["score:first-stage-score", "zscore:first-stage-score", "score:bm25",
                                            "zscore:bm25"]
     manifest = json.loads((out / "ltr.json").read_text())
-    assert manifest["format"] == "rankwise-ltr" and manifest["version"] == 2
+    assert manifest["format"] == "rankwise-ltr" and manifest["version"] == 3 and manifest["history"] is None
     assert [m["name"] for m in manifest["members"]] == FAST
 
 

@@ -75,6 +75,13 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
                    help="what boosting starts from: fit (the members' z-score fusion that ranks the training queries "
                    "best), none (plain LambdaMART), fixed weights (e.g. bm25=1,minilm-bi-encoder=2.5), or auto "
                    "(default: fit below 200 training queries, where leaves are constant; else none)")
+    p.add_argument("--history", action="store_true",
+                   help="add judgment-history features: the grades that the most similar training queries gave each "
+                   "candidate (by id) and its popularity; the judgments are stored in the model folder")
+    p.add_argument("--history-encoder", default="minilm-bi-encoder", metavar="SPEC",
+                   help="the bi-encoder that embeds queries for --history (default: minilm-bi-encoder)")
+    p.add_argument("--history-neighbours", type=positive_int, default=20, metavar="N",
+                   help="similar training queries read per query by --history (default: 20)")
     p.add_argument("--learning-rate", type=float, default=None, help="LightGBM learning rate (default: 0.05)")
     p.add_argument("--max-queries", type=positive_int, default=None, metavar="N",
                    help="train on the first N judged queries only")
@@ -94,7 +101,9 @@ def run(args: argparse.Namespace) -> int:
         text_features=not args.no_text_features, split=args.split, valid_split=args.dev_split,
         valid_fraction=args.valid_fraction, depth=args.depth, candidates=args.candidates, corpus=args.corpus,
         position_bias=args.position_bias, seed=args.seed, num_boost_round=args.num_boost_round,
-        early_stopping=args.early_stopping, params=params, prior=args.prior, cache_dir=args.cache_dir, max_queries=args.max_queries,
+        early_stopping=args.early_stopping, params=params, prior=args.prior, history=args.history,
+        history_encoder=args.history_encoder, history_neighbours=args.history_neighbours, cache_dir=args.cache_dir,
+        max_queries=args.max_queries,
     )
     as_table = args.format == "table" or (args.format == "auto" and sys.stdout.isatty())
     write(_table(report) if as_table else json_line(report))
@@ -114,5 +123,9 @@ def _table(report: dict[str, Any]) -> str:
         "feature importance (gain share):",
     ]
     lines += [f"  {share:6.3f}  {name}" for name, share in list(report["feature_importance_gain"].items())[:10]]
+    if report.get("history"):
+        h = report["history"]
+        lines.append(f"history: {h['judgments']} judgments of {h['queries']} training queries, {h['neighbours']} "
+                     "neighbours per query")
     lines.append(f"counts: {json.dumps(report['counts'])}")
     return "\n".join(lines)

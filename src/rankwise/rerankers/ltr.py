@@ -4,7 +4,7 @@ A model folder comes from ``rankwise train ltr`` / :func:`rankwise.train.ltr` (`
 :mod:`rankwise.train.lambdamart.model`). Serving it computes the very features training computed (the same
 :class:`~rankwise.train.lambdamart.features.FeatureExtractor`), member by member, then adds the trees' output
 (LightGBM, unless they lost to the prior on validation) to the prior they were boosted from (a weighted sum of the
-members' z-scores); so scores match training's exactly and the model works wherever a re-ranker does: library,
+members' z-scores); a model trained with judgment history reads it from the folder (``history.npz``); so scores match training's exactly and the model works wherever a re-ranker does: library,
 CLI, server, batch.
 
 Example:
@@ -78,7 +78,8 @@ class LTRReranker(Reranker):
             (m.label, build_member(m.located(self.path), loader, (member_options or {}).get(m.label)))
             for m in self.manifest.members
         ]
-        self.extractor = FeatureExtractor(built, self.manifest.metadata_fields, self.manifest.text_features)
+        self.extractor = FeatureExtractor(built, self.manifest.metadata_fields, self.manifest.text_features,
+                                          self._history(built, loader))
         if tuple(self.extractor.names) != self.manifest.feature_names:
             raise InvalidInputError(
                 f"{self.path}: the features this rankwise computes differ from the model's "
@@ -87,6 +88,18 @@ class LTRReranker(Reranker):
         self.booster = load_booster(self.path)
         self.name = name or f"ltr:{self.path.resolve().name}"
         self._init_args = (self.path, dict(member_options or {}), name, loader)
+
+    def _history(self, built: Sequence[tuple[str, Reranker]], loader: MemberLoader) -> Any:
+        """The judgment-history features of a model trained with them (None otherwise); the query encoder is the
+        member of the same spec when there is one."""
+        encoder = self.manifest.history_encoder()
+        if encoder is None:
+            return None
+        from rankwise.train.lambdamart.history import HistoryFeatures, JudgmentHistory
+
+        reused = [r for label, r in built if label == encoder.label]
+        model = reused[0] if reused else build_member(encoder.located(self.path), loader)
+        return HistoryFeatures(JudgmentHistory.load(self.path), model)
 
     def __reduce__(self) -> tuple[Any, ...]:
         """Pickled as its folder and options (rebuilt on load): members such as BM25 hold modules that do not

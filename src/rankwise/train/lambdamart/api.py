@@ -22,6 +22,12 @@ from rankwise.rerankers.base import Reranker
 from rankwise.train.lambdamart.data import Group, GroupSet, beir_groups, split_groups
 from rankwise.train.lambdamart.features import FeatureExtractor
 from rankwise.train.lambdamart.fit import Matrix, train_booster
+from rankwise.train.lambdamart.history import (
+    DEFAULT_NEIGHBOURS,
+    HistoryFeatures,
+    JudgmentHistory,
+    query_encoder,
+)
 from rankwise.train.lambdamart.model import Manifest, MemberSpec, save_model
 
 BEIR_MEMBERS: tuple[str, ...] = ("first-stage-score", "bm25", "minilm-bi-encoder")
@@ -80,13 +86,35 @@ def feature_blocks(
     extractor: FeatureExtractor,
     groups: Sequence[Group],
     columns: Callable[[Group], Sequence[np.ndarray] | None] | None = None,
+    *,
+    leave_out: bool = False,
 ) -> list[tuple[np.ndarray, np.ndarray]]:
-    """``(features, labels)`` per group; ``columns(group)`` may give cached member scores (None: compute)."""
+    """``(features, labels)`` per group; ``columns(group)`` may give cached member scores (None: compute);
+    ``leave_out``: these are the training groups, whose own judgments the history features leave out."""
     blocks = []
     for g in groups:
         cached = columns(g) if columns is not None else None
-        blocks.append((extractor.matrix(g.query, list(g.documents), member_scores=cached), g.labels))
+        rows = extractor.matrix(g.query, list(g.documents), member_scores=cached,
+                                leave_out=g.query_id if leave_out else None)
+        blocks.append((rows, g.labels))
     return blocks
+
+
+def history_features(groups: Sequence[Group], encoder: MemberSpec, members: Sequence[tuple[str, Reranker]],
+                     neighbours: int = DEFAULT_NEIGHBOURS) -> HistoryFeatures:
+    """The judgment history of the training ``groups`` (every document judged relevant for them: all of a qrels
+    file's judgments, or a click log's clicked items), with the bi-encoder that embeds queries: the member of the
+    same spec when there is one, else ``encoder`` built."""
+    reused = [r for label, r in members if label == encoder.label]
+    model = query_encoder(reused[0] if reused else build_members([encoder])[0][1])
+    vectors = np.array([model.embed_query(g.query) for g in groups], dtype=np.float32).reshape(len(groups), -1)
+    judged = [g.relevant() for g in groups]
+    if not any(judged):
+        raise InvalidInputError(
+            "history features need candidates with ids (Document.id / an 'id' field): no training candidate "
+            "judged relevant has one; give ids, or train without --history."
+        )
+    return HistoryFeatures(JudgmentHistory.build([g.query_id for g in groups], vectors, judged, neighbours), model)
 
 
 def load_groups(
@@ -127,6 +155,9 @@ def ltr(
     early_stopping: int = 50,
     params: Mapping[str, Any] | None = None,
     prior: str | Mapping[str, float] | None = "auto",
+    history: bool = False,
+    history_encoder: str | Mapping[str, Any] = "minilm-bi-encoder",
+    history_neighbours: int = DEFAULT_NEIGHBOURS,
     cache_dir: str | Path | None = None,
     max_queries: int | None = None,
 ) -> dict[str, Any]:
@@ -150,6 +181,10 @@ def ltr(
             ``"fit"`` on small training sets -- constant leaves -- else ``None``), ``"fit"`` (the z-score fusion
             of the members that ranks the training queries best), ``{member label: weight}``, or ``None`` (from
             zero, plain LambdaMART).
+        history: add the judgment-history features (:mod:`rankwise.train.lambdamart.history`): the grades the
+            ``history_neighbours`` most similar training queries gave each candidate, and its popularity; the
+            training judgments are stored in the model folder. Needs candidates with ids.
+        history_encoder: the bi-encoder that embeds queries for it (a member with the same spec is reused).
         cache_dir: first-stage runs and document embeddings (default: the evaluation cache).
         max_queries: train on the first N judged queries only (quick runs).
 
@@ -164,11 +199,14 @@ def ltr(
     train_set, valid_set, train_groups, valid_groups = _training_groups(data, split, valid_split, valid_fraction,
                                                                         seed, load)
     specs = [member_spec(m) for m in (members if members is not None else (CLICK_MEMBERS if clicks else BEIR_MEMBERS))]
-    extractor = FeatureExtractor(build_members(specs), [_field(f) for f in metadata_fields], text_features)
+    built = build_members(specs)
+    judged = (history_features(train_groups, member_spec(history_encoder), built, history_neighbours)
+              if history else None)
+    extractor = FeatureExtractor(built, [_field(f) for f in metadata_fields], text_features, judged)
     if not clicks:
         prepare_embeddings(extractor.members, [*train_groups, *valid_groups], Path(data).resolve().name, cache_dir)
     t_features = time.perf_counter()
-    train_m = Matrix.stack(feature_blocks(extractor, train_groups), len(extractor.names))
+    train_m = Matrix.stack(feature_blocks(extractor, train_groups, leave_out=True), len(extractor.names))
     valid_m = Matrix.stack(feature_blocks(extractor, valid_groups), len(extractor.names))
     features_seconds = time.perf_counter() - t_features
     result = train_booster(train_m, valid_m, extractor.names, params=params, num_boost_round=num_boost_round,
@@ -179,11 +217,12 @@ def ltr(
         "counts": train_set.counts,
         "members": [s.label for s in specs],
         "feature_names": extractor.names,
+        "history": judged.history.summary() if judged is not None else None,
         **result.report,
         "features_seconds": round(features_seconds, 3),
         "total_seconds": round(time.perf_counter() - start, 3),
     }
-    _save(out, specs, extractor, result, report)
+    _save(out, specs, extractor, result, report, member_spec(history_encoder) if history else None)
     return {"model": str(out), **report}
 
 
@@ -201,12 +240,15 @@ def _training_groups(
 
 
 def _save(out: str | Path, specs: Sequence[MemberSpec], extractor: FeatureExtractor, result: Any,
-          report: dict[str, Any]) -> None:
-    """Write the model folder: the manifest (members, features, prior, parameters, report) and the trees."""
+          report: dict[str, Any], encoder: MemberSpec | None) -> None:
+    """Write the model folder: the manifest (members, features, prior, parameters, report), the trees and the
+    judgment history."""
+    judged = extractor.history
+    history = None if judged is None or encoder is None else {"encoder": encoder.to_dict(), **judged.history.summary()}
     manifest = Manifest(tuple(specs), tuple(extractor.metadata_fields), extractor.text_features,
                         tuple(extractor.names), result.params, result.best_iteration, report, result.prior,
-                        result.trees)
-    save_model(out, manifest, result.booster)
+                        result.trees, history)
+    save_model(out, manifest, result.booster, judged.history if judged is not None else None)
 
 
 def _is_click_log(data: str | Path, valid_split: str | None) -> bool:

@@ -12,7 +12,7 @@ From a click log: :mod:`rankwise.train.lambdamart.clicks`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +33,14 @@ class Group:
     query: str
     documents: tuple[Document, ...]
     labels: np.ndarray
+    judged: Mapping[str, int] | None = None  # every relevant judgment of the query (qrels), candidates or not
+
+    def relevant(self) -> dict[str, int]:
+        """``{document id: grade}`` of the documents judged relevant: every judgment of the query when known (a
+        qrels file), else its candidates' labels (candidates without an id are left out)."""
+        if self.judged is not None:
+            return {str(d): int(g) for d, g in self.judged.items() if g > 0}
+        return {str(d.id): int(y) for d, y in zip(self.documents, self.labels) if y > 0 and d.id is not None}
 
     def has_relevant(self) -> bool:
         return bool(np.any(self.labels > 0))
@@ -93,7 +101,8 @@ def beir_groups(
              for d in docs],
             dtype=np.int32,
         )
-        groups.append(Group(query_id, dataset.queries[query_id], tuple(docs), labels))
+        relevant = {str(d): int(g) for d, g in judged.items() if isinstance(g, (int, np.integer)) and g > 0}
+        groups.append(Group(query_id, dataset.queries[query_id], tuple(docs), labels, relevant))
     if not groups:
         raise InvalidInputError(f"{folder}: split {split!r} has no judged queries; check qrels/{split}.tsv.")
     counts: dict[str, Any] = {"judged_queries": len(groups), "depth": depth}

@@ -12,6 +12,8 @@ For one query and its candidates, :class:`FeatureExtractor` builds one row per c
 * ``text:*`` -- simple lexical evidence: query and document lengths in tokens, title length, the fraction of the
   query's distinct tokens found in the title / in the body, and whether the whole query occurs as a phrase in the
   title / in the body. Tokens are lower-cased ``\\w+`` runs.
+* ``history:neighbours``, ``history:popularity`` -- with a judgment history (``history=``): what the training
+  judgments of similar queries say about the candidate (:mod:`rankwise.train.lambdamart.history`).
 
 Example:
     >>> from rankwise.rerankers.metadata_score import MetadataScoreReranker
@@ -29,6 +31,7 @@ from __future__ import annotations
 import math
 import re
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -36,6 +39,9 @@ from rankwise.documents import DocumentLike, to_documents
 from rankwise.rerankers.base import ProgressCallback, Reranker
 from rankwise.rerankers.fusion import zscore
 from rankwise.types import Document
+
+if TYPE_CHECKING:
+    from rankwise.train.lambdamart.history import HistoryFeatures
 
 TEXT_FEATURES: tuple[str, ...] = (
     "query_tokens",
@@ -105,6 +111,7 @@ class FeatureExtractor:
         members: ``(label, re-ranker)`` pairs; each label names two features (raw score and per-query z-score).
         metadata_fields: metadata keys read as numbers (missing -> NaN).
         text_features: whether to add the :data:`TEXT_FEATURES`.
+        history: judgment-history features (:mod:`rankwise.train.lambdamart.history`), or None.
     """
 
     def __init__(
@@ -112,8 +119,10 @@ class FeatureExtractor:
         members: Sequence[tuple[str, Reranker]],
         metadata_fields: Sequence[str] = (),
         text_features: bool = True,
+        history: HistoryFeatures | None = None,
     ) -> None:
         self.members = list(members)
+        self.history = history
         self.metadata_fields = list(metadata_fields)
         self.text_features = bool(text_features)
         names: list[str] = []
@@ -122,6 +131,10 @@ class FeatureExtractor:
         names += [f"meta:{f}" for f in self.metadata_fields]
         if self.text_features:
             names += [f"text:{t}" for t in TEXT_FEATURES]
+        if history is not None:
+            from rankwise.train.lambdamart.history import HISTORY_FEATURES
+
+            names += list(HISTORY_FEATURES)
         self.names = names
 
     def member_columns(
@@ -142,9 +155,10 @@ class FeatureExtractor:
         *,
         member_scores: Sequence[np.ndarray] | None = None,
         progress: ProgressCallback | None = None,
+        leave_out: str | None = None,
     ) -> np.ndarray:
         """``(len(docs), len(names))`` float64 features; ``member_scores`` (precomputed, e.g. cached) skips the
-        members."""
+        members; ``leave_out``: at training, the query's id, whose own judgments the history features leave out."""
         documents = to_documents(docs)
         columns = list(member_scores) if member_scores is not None else self.member_columns(query, documents, progress)
         parts: list[np.ndarray] = []
@@ -152,9 +166,10 @@ class FeatureExtractor:
             parts += [scores, zscore(scores)]
         for field in self.metadata_fields:
             parts.append(np.array([numeric_value(d.metadata.get(field)) for d in documents], dtype=np.float64))
-        stacked = np.column_stack(parts) if parts else np.zeros((len(documents), 0))
-        if not self.text_features:
-            return stacked
-        query_tokens = tokens(query)
-        text = np.array([text_row(query_tokens, d) for d in documents], dtype=np.float64).reshape(len(documents), -1)
-        return np.hstack([stacked, text])
+        if self.text_features:
+            query_tokens = tokens(query)
+            parts += list(np.array([text_row(query_tokens, d) for d in documents], dtype=np.float64)
+                          .reshape(len(documents), len(TEXT_FEATURES)).T)
+        if self.history is not None:
+            parts += list(self.history.rows(query, [d.id for d in documents], leave_out).T)
+        return np.column_stack(parts) if parts else np.zeros((len(documents), 0))

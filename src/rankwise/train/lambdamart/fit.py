@@ -203,9 +203,10 @@ def _trees_earn_their_place(booster: Any, best: int, valid: Matrix, feature_name
 
 def monotone(feature_names: Sequence[str]) -> list[int]:
     """LightGBM monotone constraints that keep a candidate from ranking lower because a member scored it higher
-    (+1 on ``score:``/``zscore:`` features), free for metadata and text features: used with constant leaves on small
-    training sets (:func:`leaf_params`), where they keep a few dozen queries from teaching trees noise."""
-    return [1 if n.startswith(("score:", "zscore:")) else 0 for n in feature_names]
+    (+1 on ``score:``/``zscore:`` features, and on ``history:`` ones: more judged relevance never lowers one), free
+    for metadata and text features: used with constant leaves on small training sets (:func:`leaf_params`), where they
+    keep a few dozen queries from teaching trees noise."""
+    return [1 if n.startswith(("score:", "zscore:", "history:")) else 0 for n in feature_names]
 
 
 def _lgb_name(name: str) -> str:

@@ -7,11 +7,15 @@
      "metadata_fields": ["price"], "text_features": true,
      "feature_names": ["score:bm25", "zscore:bm25", ...],
      "prior": {"zscore:bm25": 0.25, "zscore:minilm-bi-encoder": 0.75},
+     "history": {"encoder": {"label": "minilm-bi-encoder", ...}, "queries": 2590, ...} or null,
      "params": {...LightGBM parameters...}, "best_iteration": 87, "report": {...training report...}}
 
 A candidate's score is the trees' output (unless ``"trees": false``: they did not beat the prior on validation)
 plus ``prior`` (weights of features, :mod:`rankwise.train.lambdamart.prior`;
-the trees were boosted from it). Version 1 (before the prior) is read as a model with an empty prior.
+the trees were boosted from it). With ``history`` (training's ``history=True``) the folder also holds
+``history.npz``, the training queries' judgments the ``history:`` features read
+(:mod:`rankwise.train.lambdamart.history`), and ``encoder`` is the bi-encoder that embeds queries for it. Version 1
+(before the prior) is read as a model with an empty prior, version 2 (before the history) as one without history.
 
 Members are re-ranker specs (a preset, ``NAME:BACKEND:OPTIONS`` or a JSON object, as in ``rankwise eval -r``)
 stored as ``name``/``backend``/``options``; a member that is a local folder is stored as an absolute path (so the
@@ -32,8 +36,8 @@ from typing import Any
 from rankwise.errors import InvalidInputError
 
 FORMAT = "rankwise-ltr"
-VERSION = 2
-READABLE_VERSIONS = (1, 2)  # version 1 had no prior
+VERSION = 3
+READABLE_VERSIONS = (1, 2, 3)  # version 1 had no prior, version 2 no judgment history
 MANIFEST = "ltr.json"
 BOOSTER = "model.txt"
 
@@ -79,6 +83,14 @@ class Manifest:
     report: dict[str, Any] = field(default_factory=dict)
     prior: dict[str, float] = field(default_factory=dict)
     trees: bool = True
+    history: dict[str, Any] | None = None  # {"encoder": MemberSpec dict, ...summary}; None: no history features
+
+    def history_encoder(self) -> MemberSpec | None:
+        """The bi-encoder that embeds queries for the history features (None without history)."""
+        if self.history is None:
+            return None
+        e = self.history["encoder"]
+        return MemberSpec(str(e["label"]), e["name"], e.get("backend"), dict(e.get("options") or {}), e.get("relative"))
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -90,6 +102,7 @@ class Manifest:
             "feature_names": list(self.feature_names),
             "prior": dict(self.prior),
             "trees": self.trees,
+            "history": self.history,
             "params": self.params,
             "best_iteration": self.best_iteration,
             "report": self.report,
@@ -124,18 +137,34 @@ class Manifest:
                 report=dict(data.get("report") or {}),
                 prior=prior,
                 trees=bool(data.get("trees", True)),
+                history=_history(data.get("history")),
             )
         except (KeyError, TypeError, ValueError) as exc:
             raise InvalidInputError(f"{source} is missing or garbles {exc}; retrain the model (rankwise train ltr).") from exc
 
 
-def save_model(folder: str | Path, manifest: Manifest, booster: Any) -> Path:
-    """Write ``ltr.json`` and ``model.txt`` into ``folder`` (created; existing files of those names replaced)."""
+def _history(raw: Any) -> dict[str, Any] | None:
+    if raw is None:
+        return None
+    if not isinstance(raw, dict) or not isinstance(raw.get("encoder"), dict) or "label" not in raw["encoder"]:
+        raise ValueError("'history', which must name its encoder")
+    return dict(raw)
+
+
+def save_model(folder: str | Path, manifest: Manifest, booster: Any, history: Any = None) -> Path:
+    """Write ``ltr.json`` and ``model.txt`` (and ``history.npz`` when the model has a judgment history) into
+    ``folder`` (created; existing files of those names replaced)."""
     folder = Path(folder)
     if folder.exists() and not folder.is_dir():
         raise InvalidInputError(f"output {str(folder)!r} is a file; give a folder to write the model into.")
     folder.mkdir(parents=True, exist_ok=True)
     manifest = replace(manifest, members=tuple(m.with_relative(folder) for m in manifest.members))
+    if (history is None) != (manifest.history is None):
+        raise InvalidInputError("a model with history features is saved with its JudgmentHistory, and only then.")
+    if history is not None:
+        encoder = manifest.history_encoder().with_relative(folder)  # type: ignore[union-attr]
+        manifest = replace(manifest, history={**manifest.history, "encoder": encoder.to_dict()})  # type: ignore[dict-item]
+        history.save(folder)
     booster.save_model(str(folder / BOOSTER), num_iteration=manifest.best_iteration or None)
     tmp = folder / f".{MANIFEST}.tmp{os.getpid()}"
     tmp.write_text(json.dumps(manifest.to_dict(), indent=2, default=str) + "\n", encoding="utf-8")
