@@ -175,3 +175,11 @@ def test_click_log_history_holds_the_clicked_items(tmp_path: Path) -> None:
     expected = {f"clicks-{q}": {s["clicked"][0]: 2} for q, s in enumerate(sessions)}  # groups in log order
     for i, query in enumerate(stored.query_ids):
         assert stored.judged(i) == expected[query]  # clicked in its only session: click rate 1 -> label 2
+
+
+def test_history_flag_must_be_a_bool(tmp_path: Path) -> None:
+    if not ADI.is_dir():
+        pytest.skip("shared adi collection not present")
+    with pytest.raises(InvalidInputError, match="history must be True or False, got 'yes'"):
+        rankwise.train.ltr(ADI, tmp_path / "m", split="test", members=["bm25"], depth=10, cache_dir=tmp_path,
+                           history="yes")  # type: ignore[arg-type]

@@ -4,8 +4,8 @@ A model folder comes from ``rankwise train ltr`` / :func:`rankwise.train.ltr` (`
 :mod:`rankwise.train.lambdamart.model`). Serving it computes the very features training computed (the same
 :class:`~rankwise.train.lambdamart.features.FeatureExtractor`), member by member, then adds the trees' output
 (LightGBM, unless they lost to the prior on validation) to the prior they were boosted from (a weighted sum of the
-members' z-scores); a model trained with judgment history reads it from the folder (``history.npz``); so scores match training's exactly and the model works wherever a re-ranker does: library,
-CLI, server, batch.
+members' z-scores); a model trained with judgment history reads it from the folder (``history.npz``). So scores
+match training's exactly and the model works wherever a re-ranker does: library, CLI, server, batch.
 
 Example:
     >>> import rankwise                                            # doctest: +SKIP

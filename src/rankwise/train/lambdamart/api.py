@@ -185,6 +185,7 @@ def ltr(
             ``history_neighbours`` most similar training queries gave each candidate, and its popularity; the
             training judgments are stored in the model folder. Needs candidates with ids.
         history_encoder: the bi-encoder that embeds queries for it (a member with the same spec is reused).
+        history_neighbours: how many of the most similar training queries the ``history:neighbours`` feature reads.
         cache_dir: first-stage runs and document embeddings (default: the evaluation cache).
         max_queries: train on the first N judged queries only (quick runs).
 
@@ -200,8 +201,10 @@ def ltr(
                                                                         seed, load)
     specs = [member_spec(m) for m in (members if members is not None else (CLICK_MEMBERS if clicks else BEIR_MEMBERS))]
     built = build_members(specs)
-    judged = (history_features(train_groups, member_spec(history_encoder), built, history_neighbours)
-              if history else None)
+    if not isinstance(history, bool):
+        raise InvalidInputError(f"history must be True or False, got {history!r}.")
+    encoder = member_spec(history_encoder) if history else None
+    judged = history_features(train_groups, encoder, built, history_neighbours) if encoder is not None else None
     extractor = FeatureExtractor(built, [_field(f) for f in metadata_fields], text_features, judged)
     if not clicks:
         prepare_embeddings(extractor.members, [*train_groups, *valid_groups], Path(data).resolve().name, cache_dir)
@@ -222,7 +225,7 @@ def ltr(
         "features_seconds": round(features_seconds, 3),
         "total_seconds": round(time.perf_counter() - start, 3),
     }
-    _save(out, specs, extractor, result, report, member_spec(history_encoder) if history else None)
+    _save(out, specs, extractor, result, report, encoder)
     return {"model": str(out), **report}
 
 
