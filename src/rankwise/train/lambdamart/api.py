@@ -201,10 +201,7 @@ def ltr(
                                                                         seed, load)
     specs = [member_spec(m) for m in (members if members is not None else (CLICK_MEMBERS if clicks else BEIR_MEMBERS))]
     built = build_members(specs)
-    if not isinstance(history, bool):
-        raise InvalidInputError(f"history must be True or False, got {history!r}.")
-    encoder = member_spec(history_encoder) if history else None
-    judged = history_features(train_groups, encoder, built, history_neighbours) if encoder is not None else None
+    encoder, judged = _judgment_history(history, history_encoder, history_neighbours, train_groups, built)
     extractor = FeatureExtractor(built, [_field(f) for f in metadata_fields], text_features, judged)
     if not clicks:
         prepare_embeddings(extractor.members, [*train_groups, *valid_groups], Path(data).resolve().name, cache_dir)
@@ -227,6 +224,19 @@ def ltr(
     }
     _save(out, specs, extractor, result, report, encoder)
     return {"model": str(out), **report}
+
+
+def _judgment_history(
+    history: bool, encoder_spec: str | Mapping[str, Any], neighbours: int, train_groups: Sequence[Group],
+    members: Sequence[tuple[str, Reranker]],
+) -> tuple[MemberSpec | None, HistoryFeatures | None]:
+    """The history encoder's spec and the history features when ``history`` is on, else ``(None, None)``."""
+    if not isinstance(history, bool):
+        raise InvalidInputError(f"history must be True or False, got {history!r}.")
+    if not history:
+        return None, None
+    encoder = member_spec(encoder_spec)
+    return encoder, history_features(train_groups, encoder, members, neighbours)
 
 
 def _training_groups(
