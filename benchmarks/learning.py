@@ -17,8 +17,8 @@ Sections (``--sections``, all by default):
   Each single member alone (the cross-encoder alone included) is reported on the same candidates.
 * ``default`` -- the first-stage-aware `default` vs the previous default on all seven collections
   (benchmarks/_learning_default.py).
-* ``int8`` -- ONNX int8 (dynamic, static) vs fp32 agreement and nDCG@10 on the trained models
-  (benchmarks/_learning_int8.py).
+* ``int8`` -- ONNX int8 (dynamic, static) and OpenVINO int8 (static, int8-dynamic) vs fp32 agreement and nDCG@10 on
+  the trained models (benchmarks/_learning_int8.py).
 
 Nothing is chosen on a test split: every weight, depth and training setting was fixed on train/dev splits or before
 looking at any result.

@@ -44,7 +44,8 @@ CACHE = ROOT / "benchmarks" / ".cache"
 RESULTS = ROOT / "benchmarks" / "results"
 CPU_CONFIGS = ("reference", "torch_fp32", "onnx_fp32", "onnx_int8", "onnx_int8_chunk", "onnx_int8_static",
                "openvino_fp32", "openvino_bf16", "openvino_int8")
-OTHER_CONFIGS = ("torch_bf16", "openvino_int8_bf16", "openvino_int8_default_calibration")  # on request (--configs)
+OTHER_CONFIGS = ("torch_bf16", "openvino_int8_bf16", "openvino_int8_default_calibration",  # on request (--configs)
+                 "openvino_int8_dynamic")
 QUICK_PAIRS = 300
 AGREEMENT_NOTE = ("agreement (Spearman, top-10 overlap, max abs diff) is against the sentence-transformers fp32 "
                   "reference on the MiniLM-shaped model with an untrained head; pass --model with a trained "
@@ -175,9 +176,12 @@ def build(config: str, folder: Path, device: str, threads: int) -> Callable:
 
 def openvino_scorer(config: str, folder: Path, threads: int) -> Callable:
     """``openvino_fp32`` / ``_bf16`` (fp32 IR computed in bf16) / ``_int8`` (NNCF, SciFact-train calibration) /
-    ``_int8_bf16`` / ``_int8_default_calibration`` (the built-in general pairs)."""
+    ``_int8_bf16`` / ``_int8_default_calibration`` (the built-in general pairs) / ``_int8_dynamic`` (int8 weights,
+    activations quantized at run time)."""
     options: dict[str, Any] = {"precision": "bf16" if config.endswith("_bf16") else "f32"}
-    if "_int8" in config:
+    if config == "openvino_int8_dynamic":
+        options["quantize"] = "int8-dynamic"  # no calibration
+    elif "_int8" in config:
         options["quantize"] = "int8"
         if not config.endswith("_default_calibration"):
             options["calibration"] = calibration_pairs()

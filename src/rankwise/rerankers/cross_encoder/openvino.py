@@ -1,4 +1,4 @@
-"""Cross-encoder re-ranking with OpenVINO on CPU: fp32 IR, NNCF static int8, bf16 on AMX / AVX-512-BF16 CPUs.
+"""Cross-encoder re-ranking with OpenVINO on CPU: fp32 IR, int8 (static or int8 weights), bf16 on AMX / AVX-512-BF16.
 
 Give it an exported folder (``openvino_model.xml`` and/or ``openvino_model_int8.xml`` + ``tokenizer.json``; an
 optimum-intel export works too) and only openvino, tokenizers and numpy are used::
@@ -48,8 +48,10 @@ from rankwise.rerankers.cross_encoder.onnx import (
 from rankwise.rerankers.cross_encoder.openvino_export import (
     FP32_XML,
     INT8_XML,
+    IR_FILES,
     check_ov_quantize,
     compile_ir,
+    ov_calibration,
     read_ov_manifest,
 )
 from rankwise.rerankers.cross_encoder.pairs import Overflow, load_fast_tokenizer
@@ -65,11 +67,13 @@ class OpenVinoReranker(CrossEncoderEngine):
         model: an exported folder (``openvino_model.xml`` / ``openvino_model_int8.xml`` + ``tokenizer.json``), or a
             Hugging Face cross-encoder (hub name or folder) to export and cache.
         quantize: ``None`` runs the fp32 IR (scores match torch with ``precision="f32"``); ``"int8"`` runs the NNCF
-            static int8 IR (calibrated on ``calibration``). A folder without an int8 IR is quantized once into the
-            cache (openvino + nncf, no torch).
-        calibration: (query, document) pairs whose activations set int8's ranges; default a built-in general set
-            (:data:`~rankwise.rerankers.cross_encoder.calibration.DEFAULT_CALIBRATION`). A few hundred pairs from
-            your own queries and candidates agree best. Part of the cache key.
+            static int8 IR (calibrated on ``calibration``); ``"int8-dynamic"`` runs int8 weights with activations
+            quantized at run time per group of 32 values, no calibration: the int8 that agrees best with fp32
+            (:mod:`~rankwise.rerankers.cross_encoder.openvino_weights`). A folder without the IR asked for is
+            quantized once into the cache (openvino + nncf, no torch).
+        calibration: (query, document) pairs whose activations set static int8's ranges; default a built-in general
+            set (:data:`~rankwise.rerankers.cross_encoder.calibration.DEFAULT_CALIBRATION`). A few hundred pairs
+            from your own queries and candidates agree best. Part of the cache key. Only for ``quantize="int8"``.
         precision: ``"f32"`` (default: fp32 arithmetic, scores equal torch's) or ``"bf16"`` (bf16 arithmetic on CPUs
             with AMX or AVX-512-BF16, several times faster there, scores move ~1e-4; on other CPUs OpenVINO keeps
             f32). OpenVINO itself would pick bf16 on such CPUs; rankwise always sets it, so nothing changes silently.
@@ -79,7 +83,8 @@ class OpenVinoReranker(CrossEncoderEngine):
             ``threads`` (one single-threaded batch per core, as the ONNX backend); ``workers=1`` spreads each batch
             over every thread (lower latency for a request of a few documents).
         file_name: run this ``.xml`` IR of the folder instead of choosing by ``quantize``.
-        int8: overrides of :data:`~rankwise.rerankers.cross_encoder.openvino_export.OV_INT8_OPTIONS` (advanced).
+        int8: overrides of :data:`~rankwise.rerankers.cross_encoder.openvino_export.OV_INT8_OPTIONS` (``"int8"``)
+            or :data:`~rankwise.rerankers.cross_encoder.openvino_weights.OV_DYNAMIC_INT8_OPTIONS` (advanced).
         batch_size, max_tokens: most pairs and most tokens per batch; default 32 pairs and 2,048 tokens.
         See :class:`~rankwise.rerankers.cross_encoder.engine.CrossEncoderEngine` for ``max_length``, ``overflow``,
         ``stride``, ``normalize`` and ``fields``.
@@ -113,6 +118,7 @@ class OpenVinoReranker(CrossEncoderEngine):
         trust_remote_code: bool = False,
     ) -> None:
         check_ov_quantize(quantize)
+        ov_calibration(quantize, calibration)  # checked up front: pairs for a method that takes none are an error
         if precision not in PRECISIONS:
             raise InvalidInputError(f"precision must be 'f32' or 'bf16', got {precision!r}.")
         self.threads, self.workers = resolve_workers(threads, workers, default_threads=_available_cpus(),
@@ -235,18 +241,24 @@ def pick_ir_file(
             found = ", ".join(p.name for p in _ir_files(folder)) or "none"
             raise InvalidInputError(f"file_name {file_name!r} is not an IR in {str(folder)!r} (IR files there: {found}).")
         return path
-    if quantize == "int8":
-        if (folder / INT8_XML).is_file():
-            return folder / INT8_XML
-        if not (folder / FP32_XML).is_file():
-            raise InvalidInputError(f"{str(folder)!r} has no {FP32_XML} to quantize.")
+    wanted = IR_FILES[quantize]
+    if (folder / wanted).is_file():
+        return folder / wanted
+    if quantize is not None and (folder / FP32_XML).is_file():
         from rankwise.rerankers.cross_encoder.openvino_cache import cached_openvino_int8_folder
 
-        return cached_openvino_int8_folder(folder, calibration=calibration, int8=int8, cache_dir=cache_dir) / INT8_XML
-    if (folder / FP32_XML).is_file():
-        return folder / FP32_XML
+        entry = cached_openvino_int8_folder(folder, quantize=quantize, calibration=calibration, int8=int8,
+                                            cache_dir=cache_dir)
+        return entry / wanted
+    if quantize is not None:
+        raise InvalidInputError(f"{str(folder)!r} has no {FP32_XML} to quantize.")
+    others = [q for q in IR_FILES if q is not None and (folder / IR_FILES[q]).is_file()]
+    if not others:
+        found = ", ".join(p.name for p in _ir_files(folder))
+        raise InvalidInputError(f"{str(folder)!r} has no {FP32_XML}; pick one of its IRs with file_name= ({found}).")
     raise InvalidInputError(
-        f"{str(folder)!r} holds only an int8 IR ({INT8_XML}); pass quantize='int8', or export fp32 too."
+        f"{str(folder)!r} holds only an int8 IR ({', '.join(IR_FILES[q] for q in others)}); pass "
+        f"{' or '.join(f'quantize={q!r}' for q in others)}, or export fp32 too."
     )
 
 

@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from rankwise.errors import require
+from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.cross_encoder.cache import (
     _cached,
     _slug,
@@ -31,23 +31,24 @@ from rankwise.rerankers.cross_encoder.cache import (
 from rankwise.rerankers.cross_encoder.calibration import (
     CalibrationPairs,
     calibration_digest,
-    check_calibration,
 )
 from rankwise.rerankers.cross_encoder.engine import read_json, resolve_max_length
 from rankwise.rerankers.cross_encoder.export import copy_tokenizer_files
 from rankwise.rerankers.cross_encoder.openvino_export import (
     FP32_XML,
-    INT8_XML,
+    IR_FILES,
     OV_FORMAT,
     OV_MANIFEST,
     check_ov_quantize,
     export_openvino,
-    ov_int8_options,
+    ov_calibration,
+    ov_quantize_options,
     ov_versions,
     quantize_openvino,
     read_ov_manifest,
     write_ov_manifest,
 )
+from rankwise.rerankers.cross_encoder.openvino_weights import compress_openvino
 
 
 def default_openvino_cache_dir() -> Path:
@@ -81,11 +82,10 @@ def cached_openvino_folder(
         PosixPath('/home/me/.cache/rankwise/openvino/my-cross-encoder-9ab2...')
     """
     check_ov_quantize(quantize)
-    pairs = check_calibration(calibration) if quantize else None
+    pairs = ov_calibration(quantize, calibration)
     local = Path(model).expanduser()
     fingerprint = folder_fingerprint(local) if local.is_dir() else hub_fingerprint(str(model), revision)
-    options = {"quantize": quantize, "first_token": first_token,
-               "int8": ov_int8_options(int8) if quantize else None,
+    options = {"quantize": quantize, "first_token": first_token, "int8": ov_quantize_options(quantize, int8),
                "calibration": calibration_digest(pairs) if pairs else None}
     return _cached(
         _slug(local.resolve().name if local.is_dir() else str(model)),
@@ -101,18 +101,24 @@ def cached_openvino_folder(
 def cached_openvino_int8_folder(
     folder: str | Path,
     *,
+    quantize: str = "int8",
     calibration: CalibrationPairs | None = None,
     int8: Mapping[str, Any] | None = None,
     cache_dir: str | Path | None = None,
 ) -> Path:
-    """NNCF int8 of an exported folder's fp32 IR, cached (needs openvino and nncf, not torch).
+    """Int8 of an exported folder's fp32 IR, cached (needs openvino and nncf, not torch): NNCF static int8
+    (``quantize="int8"``, calibrated) or int8 weights (``"int8-dynamic"``).
 
-    The entry holds ``openvino_model_int8.xml/.bin`` with the source folder's tokenizer, config and manifest.
+    The entry holds the int8 IR (``openvino_model_int8.xml`` / ``openvino_model_int8_dynamic.xml``) with the source
+    folder's tokenizer, config and manifest.
     """
+    check_ov_quantize(quantize)
+    if quantize is None:
+        raise InvalidInputError("cached_openvino_int8_folder needs quantize='int8' or 'int8-dynamic', got None.")
     folder = Path(folder)
     src = folder / FP32_XML
-    pairs = check_calibration(calibration)
-    opts = ov_int8_options(int8)
+    pairs = ov_calibration(quantize, calibration)
+    opts = ov_quantize_options(quantize, int8)
     weights = src.with_suffix(".bin")
     fingerprint = {"ir": str(src.resolve()), "files": [(p.name, p.stat().st_size, p.stat().st_mtime_ns)
                                                        for p in (src, weights) if p.is_file()]}
@@ -122,15 +128,21 @@ def cached_openvino_int8_folder(
         copy_tokenizer_files(folder, tmp)
         manifest = read_ov_manifest(folder) or _manifest_from_config(folder)
         write_ov_manifest(tmp, manifest)  # quantize_openvino reads the window and inputs from it
-        manifest["quantization"] = quantize_openvino(tmp, pairs, opts, src=src)
-        manifest["files"] = {"int8": INT8_XML}
+        if quantize == "int8":
+            manifest["quantization"] = quantize_openvino(tmp, pairs, opts, src=src)
+        else:
+            manifest["quantization"] = compress_openvino(src, tmp / IR_FILES[quantize], opts)
+        manifest["files"] = {quantize: IR_FILES[quantize]}
         manifest["quantized_from"] = str(src.resolve())
         write_ov_manifest(tmp, manifest)
         return tmp
 
-    key = openvino_cache_key(fingerprint, {"int8": opts, "calibration": calibration_digest(pairs)})
-    return _cached(_slug(folder.resolve().name) + "-int8", key, cache_dir, build, manifest=OV_MANIFEST,
-                   default_root=default_openvino_cache_dir())
+    # static int8's key is what it was before int8-dynamic existed, so its cache entries stay valid
+    options = ({"int8": opts, "calibration": calibration_digest(pairs)} if pairs is not None
+               else {"quantize": quantize, "int8": opts})
+    suffix = "-int8" if quantize == "int8" else "-int8-dynamic"
+    return _cached(_slug(folder.resolve().name) + suffix, openvino_cache_key(fingerprint, options), cache_dir, build,
+                   manifest=OV_MANIFEST, default_root=default_openvino_cache_dir())
 
 
 def _manifest_from_config(folder: Path) -> dict[str, Any]:

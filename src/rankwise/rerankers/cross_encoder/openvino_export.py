@@ -22,6 +22,8 @@ The steps, each recorded in ``rankwise_openvino.json`` (the folder's manifest):
 4. **int8** (``quantize="int8"``): NNCF post-training quantization (:func:`quantize_openvino`) calibrated on real
    (query, document) pairs (:mod:`~rankwise.rerankers.cross_encoder.calibration`), transformer mode (SmoothQuant on
    the MatMuls, attention's softmax and LayerNorms kept in floating point), the last encoder layer kept fp32.
+   Or ``quantize="int8-dynamic"``: int8 weights with activations quantized at run time, no calibration
+   (:mod:`~rankwise.rerankers.cross_encoder.openvino_weights`; agrees with fp32 best).
 
 Exporting needs ``rankwise[openvino]`` (openvino, nncf, torch, transformers); int8 of an already exported fp32 IR
 needs only openvino and nncf.
@@ -61,12 +63,19 @@ from rankwise.rerankers.cross_encoder.graph import (
     quiet,
     sample_batch,
 )
+from rankwise.rerankers.cross_encoder.openvino_weights import (
+    DYNAMIC_INT8_XML,
+    compress_openvino,
+    ov_dynamic_int8_options,
+)
 
 OV_MANIFEST = "rankwise_openvino.json"
 FP32_XML = "openvino_model.xml"
 INT8_XML = "openvino_model_int8.xml"
 OV_FORMAT = 1
-OV_QUANTIZE_CHOICES = (None, "int8")
+OV_QUANTIZE_CHOICES = (None, "int8", "int8-dynamic")
+# the IR each quantize method runs
+IR_FILES = {None: FP32_XML, "int8": INT8_XML, "int8-dynamic": DYNAMIC_INT8_XML}
 
 # NNCF post-training int8 (docs/onnx.md lever log):
 # "preset": "mixed" = asymmetric activations (BERT activations after GELU are far from symmetric), symmetric weights;
@@ -91,11 +100,34 @@ def check_ov_quantize(quantize: str | None) -> str | None:
     >>> check_ov_quantize("int4")
     Traceback (most recent call last):
     ...
-    rankwise.errors.InvalidInputError: quantize must be None or 'int8' for the OpenVINO backend, got 'int4'.
+    rankwise.errors.InvalidInputError: quantize must be None, 'int8' (static, calibrated) or 'int8-dynamic' (int8 weights, no calibration) for the OpenVINO backend, got 'int4'.
     """
     if quantize not in OV_QUANTIZE_CHOICES:
-        raise InvalidInputError(f"quantize must be None or 'int8' for the OpenVINO backend, got {quantize!r}.")
+        raise InvalidInputError(
+            "quantize must be None, 'int8' (static, calibrated) or 'int8-dynamic' (int8 weights, no calibration) "
+            f"for the OpenVINO backend, got {quantize!r}."
+        )
     return quantize
+
+
+def ov_quantize_options(quantize: str | None, overrides: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The checked options of a ``quantize`` method (``int8`` overrides applied), ``None`` for fp32."""
+    if quantize == "int8-dynamic":
+        return ov_dynamic_int8_options(overrides)
+    return ov_int8_options(overrides) if quantize else None
+
+
+def ov_calibration(quantize: str | None, calibration: CalibrationPairs | None) -> tuple[tuple[str, str], ...] | None:
+    """The checked calibration pairs static int8 uses (the default set when none are given); ``None`` for the other
+    methods, which take none: pairs given with ``"int8-dynamic"`` are an error rather than silently unused."""
+    if quantize == "int8":
+        return check_calibration(calibration)
+    if quantize == "int8-dynamic" and calibration is not None:
+        raise InvalidInputError(
+            "calibration pairs are for quantize='int8' (static); quantize='int8-dynamic' quantizes activations at run "
+            "time and takes none: drop calibration=..."
+        )
+    return None
 
 
 def ov_int8_options(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
@@ -146,10 +178,12 @@ def export_openvino(
     Args:
         model: Hugging Face hub name or local folder of the cross-encoder.
         out_dir: folder to write; it must not exist (or be empty) unless ``overwrite=True``.
-        quantize: ``None`` (fp32 IR only) or ``"int8"`` (also ``openvino_model_int8.xml``, NNCF static int8).
-        calibration: (query, document) pairs for int8 (default
+        quantize: ``None`` (fp32 IR only), ``"int8"`` (also ``openvino_model_int8.xml``, NNCF static int8) or
+            ``"int8-dynamic"`` (also ``openvino_model_int8_dynamic.xml``: int8 weights, no calibration).
+        calibration: (query, document) pairs for ``"int8"`` (default
             :data:`~rankwise.rerankers.cross_encoder.calibration.DEFAULT_CALIBRATION`; your own few hundred are better).
-        int8: overrides of :data:`OV_INT8_OPTIONS`.
+        int8: overrides of :data:`OV_INT8_OPTIONS` (``"int8"``) or of
+            :data:`~rankwise.rerankers.cross_encoder.openvino_weights.OV_DYNAMIC_INT8_OPTIONS` (``"int8-dynamic"``).
         first_token: compute the last layer for the first token only (exact; BERT family).
         revision, trust_remote_code: passed to transformers.
 
@@ -158,8 +192,8 @@ def export_openvino(
         PosixPath('my-cross-encoder-ov')
     """
     check_ov_quantize(quantize)
-    pairs = check_calibration(calibration) if quantize else None
-    opts = ov_int8_options(int8) if quantize else None
+    pairs = ov_calibration(quantize, calibration)
+    opts = ov_quantize_options(quantize, int8)
     out = _prepare_out_dir(Path(out_dir), overwrite)
     torch = require("torch", "openvino", "Exporting a cross-encoder to OpenVINO")
     ov = require("openvino", "openvino", "Exporting a cross-encoder to OpenVINO")
@@ -181,10 +215,14 @@ def export_openvino(
         "check": {"max_abs_diff_fp32": ir_max_diff(out / FP32_XML, sample, expected), "pairs": len(expected)},
     }
     write_ov_manifest(out, manifest)  # quantize_openvino reads the window and inputs from it
-    if quantize == "int8":
-        manifest["quantization"] = quantize_openvino(out, pairs, opts)
-        manifest["files"]["int8"] = INT8_XML
-        manifest["check"]["max_abs_diff_int8"] = ir_max_diff(out / INT8_XML, sample, expected)
+    if quantize is not None:
+        if quantize == "int8":
+            manifest["quantization"] = quantize_openvino(out, pairs, opts)
+        else:
+            manifest["quantization"] = compress_openvino(out / FP32_XML, out / DYNAMIC_INT8_XML, opts)
+        manifest["files"][quantize] = IR_FILES[quantize]
+        manifest["check"][f"max_abs_diff_{quantize.replace('-', '_')}"] = ir_max_diff(out / IR_FILES[quantize],
+                                                                                     sample, expected)
         write_ov_manifest(out, manifest)
     return out
 
@@ -240,27 +278,37 @@ def quantize_openvino(
 # checks the CPU, not the mask) would still pick bf16 and run it in reference kernels (measured: 0.06x the reference
 # under AVX512_CORE_VNNI).
 _NO_BF16_ISAS = ("SSE41", "AVX", "AVX2", "AVX2_VNNI", "AVX2_VNNI_2", "AVX512_CORE", "AVX512_CORE_VNNI")
+# ... and those under which it has none for int8-dynamic's run-time activation quantization: OpenVINO (again checking
+# the CPU) plans it and fails to create the layer (measured: AVX2 and SSE41 fail, AVX2_VNNI and AVX512_CORE run), so
+# those IRs run with int8 weights and fp32 arithmetic instead (group size 0).
+_NO_DYNAMIC_INT8_ISAS = ("SSE41", "AVX", "AVX2")
 
 
 def compile_ir(path: str | Path, *, threads: int, streams: int = 1, precision: str = "f32") -> Any:
     """An OpenVINO CPU compiled model of ``path``: ``threads`` in all over ``streams`` streams, inference precision
     ``precision`` ("f32" or "bf16"; OpenVINO picks bf16 on its own on AMX / AVX-512-BF16 CPUs, so it is always set).
-    "bf16" falls back to "f32" where the CPU has no bf16 arithmetic or ``ONEDNN_MAX_CPU_ISA`` masks it."""
+    "bf16" falls back to "f32" where the CPU has no bf16 arithmetic or ``ONEDNN_MAX_CPU_ISA`` masks it; under an AVX2
+    (or older) mask, int8-dynamic IRs keep their activations fp32."""
     ov = require("openvino", "openvino", "The OpenVINO cross-encoder")
     core = ov.Core()
     if precision == "bf16" and not bf16_available(core):
         precision = "f32"
     config = {"INFERENCE_PRECISION_HINT": precision, "INFERENCE_NUM_THREADS": int(threads),
               "NUM_STREAMS": int(streams)}
+    if _isa_mask() in _NO_DYNAMIC_INT8_ISAS:
+        config["DYNAMIC_QUANTIZATION_GROUP_SIZE"] = 0  # overrides the group size an int8-dynamic IR carries
     return core.compile_model(str(path), "CPU", config)
 
 
 def bf16_available(core: Any) -> bool:
     """Whether bf16 arithmetic is native here: OpenVINO sees it on the CPU and no oneDNN ISA mask hides it."""
-    mask = os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
-    if mask in _NO_BF16_ISAS:
+    if _isa_mask() in _NO_BF16_ISAS:
         return False
     return "BF16" in core.get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+
+
+def _isa_mask() -> str:
+    return os.environ.get("ONEDNN_MAX_CPU_ISA", "").strip().upper()
 
 
 def ir_max_diff(path: Path, sample: Mapping[str, np.ndarray], expected: np.ndarray) -> float:
