@@ -30,6 +30,15 @@ def tiny_cross_encoder(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="session")
+def sharp_tiny_cross_encoder(tmp_path_factory) -> Path:
+    """The tiny random BERT with larger weights (std 0.3 instead of 0.02): its scores spread over ~1 rather than
+    ~1e-5, so agreement checks between backends mean something."""
+    from rankwise.testing import make_tiny_cross_encoder
+
+    return make_tiny_cross_encoder(tmp_path_factory.mktemp("models") / "sharp-tiny-ce", initializer_range=0.3)
+
+
+@pytest.fixture(scope="session")
 def bi_encoder():
     from rankwise import BiEncoderReranker
 

@@ -10,9 +10,6 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
-import textwrap
 import threading
 from pathlib import Path
 
@@ -35,6 +32,7 @@ from rankwise.rerankers.cross_encoder.openvino_export import (
     read_ov_manifest,
 )
 from rankwise.testing import make_tiny_cross_encoder
+from tests.support.isolated import run_python
 
 DATA = Path(os.environ.get("RANKWISE_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
 QUERIES = ["how do lstm networks keep long-term memory?", "what causes the seasons on earth"]
@@ -210,19 +208,15 @@ def test_int8_of_an_fp32_only_folder_is_quantized_once_into_the_cache(tiny_model
 
 
 def test_runs_without_torch(exported: Path) -> None:
-    code = textwrap.dedent(f"""
+    out = run_python(f"""
         import sys
         from rankwise.rerankers.cross_encoder.openvino import OpenVinoReranker
         for quantize in (None, "int8"):
             reranker = OpenVinoReranker({str(exported)!r}, quantize=quantize, threads=1)
             assert len(reranker.score("what is an lstm?", ["LSTMs remember.", "Bananas.", {LONG_DOC!r}])) == 3
-        heavy = sorted(m for m in ("torch", "transformers", "nncf") if m in sys.modules)
-        assert not heavy, heavy
-        print("ok")
+        print(sorted(m for m in ("torch", "transformers", "nncf") if m in sys.modules))
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    assert out.strip() == "[]"
 
 
 def test_quantizing_prints_nothing(tiny_model: Path, tmp_path: Path, capfd: pytest.CaptureFixture[str]) -> None:

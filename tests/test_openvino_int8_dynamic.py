@@ -2,16 +2,12 @@
 run-time activation group size stored in the IR, no calibration; it ranks like fp32, is cached like static int8, runs
 without torch, and its options and misuse fail with errors that name the value.
 
-The model is a random tiny BERT with sharp weights (std 0.3), built on the spot.
+The model is the random tiny BERT with sharp weights (std 0.3) of conftest, built once per session.
 """
 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import numpy as np
@@ -26,7 +22,7 @@ from rankwise.rerankers.cross_encoder.openvino import OpenVinoReranker
 from rankwise.rerankers.cross_encoder.openvino_cache import cached_openvino_folder
 from rankwise.rerankers.cross_encoder.openvino_export import FP32_XML, export_openvino, read_ov_manifest
 from rankwise.rerankers.cross_encoder.openvino_weights import DYNAMIC_INT8_XML, ir_group_size
-from rankwise.testing import make_tiny_cross_encoder
+from tests.support.isolated import run_python
 
 QUERY = "how do lstm networks keep long-term memory?"
 DOCS = [f"document {i}: long short-term memory gates keep information over {i} steps, " + "word " * (i % 13)
@@ -34,8 +30,8 @@ DOCS = [f"document {i}: long short-term memory gates keep information over {i} s
 
 
 @pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    return make_tiny_cross_encoder(tmp_path_factory.mktemp("ov-dyn-tiny") / "model", initializer_range=0.3)
+def tiny_model(sharp_tiny_cross_encoder: Path) -> Path:
+    return sharp_tiny_cross_encoder
 
 
 @pytest.fixture(scope="module")
@@ -99,36 +95,28 @@ def test_an_fp32_folder_is_compressed_once_into_the_cache_and_the_options_key_it
 
 
 def test_runs_without_torch_or_nncf(exported: Path) -> None:
-    code = textwrap.dedent(f"""
+    out = run_python(f"""
         import sys
         from rankwise.rerankers.cross_encoder.openvino import OpenVinoReranker
         reranker = OpenVinoReranker({str(exported)!r}, quantize="int8-dynamic", threads=1)
         assert len(reranker.score("what is an lstm?", ["LSTMs remember.", "Bananas."])) == 2
-        heavy = sorted(m for m in ("torch", "transformers", "nncf") if m in sys.modules)
-        assert not heavy, heavy
-        print("ok")
+        print(sorted(m for m in ("torch", "transformers", "nncf") if m in sys.modules))
     """)
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.strip() == "ok"
+    assert out.strip() == "[]"
 
 
 def test_an_avx2_isa_mask_keeps_activations_fp32_instead_of_failing(exported: Path, fp32_scores: np.ndarray) -> None:
     """Under ONEDNN_MAX_CPU_ISA=AVX2 OpenVINO still plans run-time activation quantization (it checks the CPU, not
     the mask) and fails to create the layer; rankwise compiles such IRs with group size 0 there. A subprocess, since
     oneDNN reads the mask once per process."""
-    code = textwrap.dedent(f"""
+    out = run_python(f"""
         import json
         from rankwise.rerankers.cross_encoder.openvino import OpenVinoReranker
         reranker = OpenVinoReranker({str(exported)!r}, quantize="int8-dynamic", max_length=128, threads=1)
         scores = reranker.score({QUERY!r}, {DOCS!r})
         print(json.dumps([int(reranker.compiled.get_property("DYNAMIC_QUANTIZATION_GROUP_SIZE")), scores]))
-    """)
-    env = {**os.environ, "ONEDNN_MAX_CPU_ISA": "AVX2"}
-    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=180, check=False,
-                          env=env)
-    assert done.returncode == 0, done.stderr
-    group_size, scores = json.loads(done.stdout.strip().splitlines()[-1])
+    """, env={"ONEDNN_MAX_CPU_ISA": "AVX2"})
+    group_size, scores = json.loads(out.strip().splitlines()[-1])
     assert group_size == 0
     assert np.abs(np.array(scores) - fp32_scores).max() < 0.2 * np.ptp(fp32_scores)
 
@@ -156,7 +144,7 @@ def test_calibration_and_bad_options_are_errors_that_name_the_value(tiny_model: 
                                                                     tmp_path: Path) -> None:
     with pytest.raises(InvalidInputError, match="calibration pairs are for quantize='int8'"):
         OpenVinoReranker(exported, quantize="int8-dynamic", calibration=[("q", "d")])
-    bad = [({"preset": "mixed"}, "unknown option 'preset' for quantize='int8-dynamic'; valid: weights, group_size"),
+    bad = [({"preset": "mixed"}, "unknown int8-dynamic option 'preset'; valid: weights, group_size"),
            ({"weights": "asym"}, "'weights' must be 'asymmetric' or 'symmetric', got 'asym'"),
            ({"group_size": -1}, "'group_size' must be a non-negative integer .* got -1"),
            ({"group_size": True}, "'group_size' must be a non-negative integer .* got True"),

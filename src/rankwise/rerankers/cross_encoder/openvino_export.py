@@ -67,6 +67,7 @@ from rankwise.rerankers.cross_encoder.openvino_weights import (
     DYNAMIC_INT8_XML,
     compress_openvino,
     ov_dynamic_int8_options,
+    with_overrides,
 )
 
 OV_MANIFEST = "rankwise_openvino.json"
@@ -132,13 +133,7 @@ def ov_calibration(quantize: str | None, calibration: CalibrationPairs | None) -
 
 def ov_int8_options(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`OV_INT8_OPTIONS` with ``overrides`` applied (unknown keys or values are an error)."""
-    opts = dict(OV_INT8_OPTIONS)
-    for key, value in (overrides or {}).items():
-        if key not in opts:
-            raise InvalidInputError(f"unknown OpenVINO int8 option {key!r}; valid: {', '.join(opts)}.")
-        if key == "keep_fp32" and isinstance(value, str):
-            raise InvalidInputError(f"int8 option 'keep_fp32' takes a list of strings, got the string {value!r}.")
-        opts[key] = tuple(value) if key == "keep_fp32" else value
+    opts = with_overrides(OV_INT8_OPTIONS, overrides, "OpenVINO int8 option")
     if opts["preset"] not in ("mixed", "performance"):
         raise InvalidInputError(f"int8 option 'preset' must be 'mixed' or 'performance', got {opts['preset']!r}.")
     alpha = opts["smooth_quant_alpha"]

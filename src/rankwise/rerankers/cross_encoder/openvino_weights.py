@@ -52,15 +52,9 @@ def ov_dynamic_int8_options(overrides: Mapping[str, Any] | None = None) -> dict[
     >>> ov_dynamic_int8_options({"preset": "mixed"})
     Traceback (most recent call last):
     ...
-    rankwise.errors.InvalidInputError: unknown option 'preset' for quantize='int8-dynamic'; valid: weights, group_size, keep_fp32.
+    rankwise.errors.InvalidInputError: unknown int8-dynamic option 'preset'; valid: weights, group_size, keep_fp32.
     """
-    opts = dict(OV_DYNAMIC_INT8_OPTIONS)
-    for key, value in (overrides or {}).items():
-        if key not in opts:
-            raise InvalidInputError(f"unknown option {key!r} for quantize='int8-dynamic'; valid: {', '.join(opts)}.")
-        if key == "keep_fp32" and isinstance(value, str):
-            raise InvalidInputError(f"int8 option 'keep_fp32' takes a list of strings, got the string {value!r}.")
-        opts[key] = tuple(value) if key == "keep_fp32" else value
+    opts = with_overrides(OV_DYNAMIC_INT8_OPTIONS, overrides, "int8-dynamic option")
     if opts["weights"] not in ("asymmetric", "symmetric"):
         raise InvalidInputError(f"int8 option 'weights' must be 'asymmetric' or 'symmetric', got {opts['weights']!r}.")
     size = opts["group_size"]
@@ -68,6 +62,19 @@ def ov_dynamic_int8_options(overrides: Mapping[str, Any] | None = None) -> dict[
         raise InvalidInputError(
             f"int8 option 'group_size' must be a non-negative integer (0 = fp32 activations), got {size!r}."
         )
+    return opts
+
+
+def with_overrides(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
+    """``defaults`` with ``overrides`` applied: an unknown key is an error naming ``what`` and the valid keys;
+    ``keep_fp32`` takes a list of patterns (a lone string, which would be read letter by letter, is an error)."""
+    opts = dict(defaults)
+    for key, value in (overrides or {}).items():
+        if key not in opts:
+            raise InvalidInputError(f"unknown {what} {key!r}; valid: {', '.join(opts)}.")
+        if key == "keep_fp32" and isinstance(value, str):
+            raise InvalidInputError(f"int8 option 'keep_fp32' takes a list of strings, got the string {value!r}.")
+        opts[key] = tuple(value) if key == "keep_fp32" else value
     return opts
 
 
