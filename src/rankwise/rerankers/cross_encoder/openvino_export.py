@@ -211,15 +211,21 @@ def export_openvino(
     }
     write_ov_manifest(out, manifest)  # quantize_openvino reads the window and inputs from it
     if quantize is not None:
-        if quantize == "int8":
-            manifest["quantization"] = quantize_openvino(out, pairs, opts)
-        else:
-            manifest["quantization"] = compress_openvino(out / FP32_XML, out / DYNAMIC_INT8_XML, opts)
-        manifest["files"][quantize] = IR_FILES[quantize]
-        manifest["check"][f"max_abs_diff_{quantize.replace('-', '_')}"] = ir_max_diff(out / IR_FILES[quantize],
-                                                                                     sample, expected)
+        _add_int8_ir(out, quantize, pairs, opts, manifest, sample, expected)
         write_ov_manifest(out, manifest)
     return out
+
+
+def _add_int8_ir(out: Path, quantize: str, pairs: Sequence[tuple[str, str]] | None, opts: Mapping[str, Any] | None,
+                 manifest: dict[str, Any], sample: Mapping[str, np.ndarray], expected: np.ndarray) -> None:
+    """Step 4: write the int8 IR ``quantize`` asks for next to the fp32 one; record it and its distance to torch."""
+    if quantize == "int8":
+        manifest["quantization"] = quantize_openvino(out, pairs, opts)
+    else:
+        manifest["quantization"] = compress_openvino(out / FP32_XML, out / DYNAMIC_INT8_XML, opts)
+    manifest["files"][quantize] = IR_FILES[quantize]
+    check = f"max_abs_diff_{quantize.replace('-', '_')}"
+    manifest["check"][check] = ir_max_diff(out / IR_FILES[quantize], sample, expected)
 
 
 def quantize_openvino(
