@@ -53,6 +53,7 @@ from rankwise.rerankers.cross_encoder.graph import (
     quiet,
     sample_batch,
 )
+from rankwise.rerankers.cross_encoder.options import with_overrides
 
 __all__ = [
     "FP32_FILE", "INT8_FILE", "INT8_OPTIONS", "MANIFEST", "OPSET", "STATIC_INT8_FILE", "check_quantize",
@@ -115,13 +116,7 @@ def quantize_options(quantize: str | None, overrides: Mapping[str, Any] | None) 
 
 def int8_options(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`INT8_OPTIONS` with ``overrides`` applied (unknown keys are an error)."""
-    opts = dict(INT8_OPTIONS)
-    for key, value in (overrides or {}).items():
-        if key not in opts:
-            raise InvalidInputError(f"unknown int8 option {key!r}; valid: {', '.join(opts)}.")
-        if key in _TUPLE_OPTIONS and isinstance(value, str):
-            raise InvalidInputError(f"int8 option {key!r} takes a list of strings, got the string {value!r}.")
-        opts[key] = tuple(value) if key in _TUPLE_OPTIONS else value
+    opts = with_overrides(INT8_OPTIONS, overrides, "int8 option", _TUPLE_OPTIONS)
     if opts["weight_type"] not in ("QInt8", "QUInt8"):
         raise InvalidInputError(f"weight_type must be 'QInt8' or 'QUInt8', got {opts['weight_type']!r}.")
     return opts

@@ -35,6 +35,7 @@ import numpy as np
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.cross_encoder.calibration import calibration_batches, calibration_digest
 from rankwise.rerankers.cross_encoder.graph import quiet
+from rankwise.rerankers.cross_encoder.options import with_overrides
 
 # The best of the variants measured on SciFact (docs/onnx.md, lever log): min-max ranges are set by BERT's outlier
 # channels (the GELU output feeding each feed-forward output projection); SmoothQuant (alpha 0.5) moves part of them
@@ -56,13 +57,7 @@ _TUPLE_OPTIONS = ("op_types", "keep_fp32")
 
 def static_int8_options(overrides: Mapping[str, Any] | None = None) -> dict[str, Any]:
     """:data:`STATIC_INT8_OPTIONS` with ``overrides`` applied (unknown keys or values are an error)."""
-    opts = dict(STATIC_INT8_OPTIONS)
-    for key, value in (overrides or {}).items():
-        if key not in opts:
-            raise InvalidInputError(f"unknown static int8 option {key!r}; valid: {', '.join(opts)}.")
-        if key in _TUPLE_OPTIONS and isinstance(value, str):
-            raise InvalidInputError(f"int8 option {key!r} takes a list of strings, got the string {value!r}.")
-        opts[key] = tuple(value) if key in _TUPLE_OPTIONS else value
+    opts = with_overrides(STATIC_INT8_OPTIONS, overrides, "static int8 option", _TUPLE_OPTIONS)
     if opts["calibrate_method"] not in _METHODS:
         raise InvalidInputError(
             f"int8 option 'calibrate_method' must be one of {', '.join(_METHODS)}, got {opts['calibrate_method']!r}."

@@ -44,11 +44,10 @@ from rankwise.rerankers.cross_encoder.openvino_export import (
     ov_calibration,
     ov_quantize_options,
     ov_versions,
-    quantize_openvino,
+    quantize_ir,
     read_ov_manifest,
     write_ov_manifest,
 )
-from rankwise.rerankers.cross_encoder.openvino_weights import compress_openvino
 
 
 def default_openvino_cache_dir() -> Path:
@@ -128,10 +127,7 @@ def cached_openvino_int8_folder(
         copy_tokenizer_files(folder, tmp)
         manifest = read_ov_manifest(folder) or _manifest_from_config(folder)
         write_ov_manifest(tmp, manifest)  # quantize_openvino reads the window and inputs from it
-        if quantize == "int8":
-            manifest["quantization"] = quantize_openvino(tmp, pairs, opts, src=src)
-        else:
-            manifest["quantization"] = compress_openvino(src, tmp / IR_FILES[quantize], opts)
+        manifest["quantization"] = quantize_ir(tmp, quantize, pairs, opts, src=src)
         manifest["files"] = {quantize: IR_FILES[quantize]}
         manifest["quantized_from"] = str(src.resolve())
         write_ov_manifest(tmp, manifest)
@@ -140,9 +136,8 @@ def cached_openvino_int8_folder(
     # static int8's key is what it was before int8-dynamic existed, so its cache entries stay valid
     options = ({"int8": opts, "calibration": calibration_digest(pairs)} if pairs is not None
                else {"quantize": quantize, "int8": opts})
-    suffix = "-int8" if quantize == "int8" else "-int8-dynamic"
-    return _cached(_slug(folder.resolve().name) + suffix, openvino_cache_key(fingerprint, options), cache_dir, build,
-                   manifest=OV_MANIFEST, default_root=default_openvino_cache_dir())
+    return _cached(f"{_slug(folder.resolve().name)}-{quantize}", openvino_cache_key(fingerprint, options), cache_dir,
+                   build, manifest=OV_MANIFEST, default_root=default_openvino_cache_dir())
 
 
 def _manifest_from_config(folder: Path) -> dict[str, Any]:

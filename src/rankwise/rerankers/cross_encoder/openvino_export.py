@@ -67,8 +67,8 @@ from rankwise.rerankers.cross_encoder.openvino_weights import (
     DYNAMIC_INT8_XML,
     compress_openvino,
     ov_dynamic_int8_options,
-    with_overrides,
 )
+from rankwise.rerankers.cross_encoder.options import with_overrides
 
 OV_MANIFEST = "rankwise_openvino.json"
 FP32_XML = "openvino_model.xml"
@@ -219,13 +219,19 @@ def export_openvino(
 def _add_int8_ir(out: Path, quantize: str, pairs: Sequence[tuple[str, str]] | None, opts: Mapping[str, Any] | None,
                  manifest: dict[str, Any], sample: Mapping[str, np.ndarray], expected: np.ndarray) -> None:
     """Step 4: write the int8 IR ``quantize`` asks for next to the fp32 one; record it and its distance to torch."""
-    if quantize == "int8":
-        manifest["quantization"] = quantize_openvino(out, pairs, opts)
-    else:
-        manifest["quantization"] = compress_openvino(out / FP32_XML, out / DYNAMIC_INT8_XML, opts)
+    manifest["quantization"] = quantize_ir(out, quantize, pairs, opts)
     manifest["files"][quantize] = IR_FILES[quantize]
     check = f"max_abs_diff_{quantize.replace('-', '_')}"
     manifest["check"][check] = ir_max_diff(out / IR_FILES[quantize], sample, expected)
+
+
+def quantize_ir(folder: Path, quantize: str, pairs: Sequence[tuple[str, str]] | None,
+                opts: Mapping[str, Any] | None, src: Path | None = None) -> dict[str, Any]:
+    """Write the int8 IR of ``quantize`` ("int8": NNCF static, calibrated on ``pairs``; "int8-dynamic": int8 weights)
+    into ``folder`` from the fp32 IR ``src`` (default ``folder``'s own); returns the manifest entry."""
+    if quantize == "int8":
+        return quantize_openvino(folder, pairs, opts, src=src)
+    return compress_openvino(src or folder / FP32_XML, folder / IR_FILES[quantize], opts)
 
 
 def quantize_openvino(

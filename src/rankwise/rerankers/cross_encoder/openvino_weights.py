@@ -29,6 +29,7 @@ from typing import Any
 
 from rankwise.errors import InvalidInputError, require
 from rankwise.rerankers.cross_encoder.graph import quiet
+from rankwise.rerankers.cross_encoder.options import with_overrides
 
 DYNAMIC_INT8_XML = "openvino_model_int8_dynamic.xml"
 
@@ -62,19 +63,6 @@ def ov_dynamic_int8_options(overrides: Mapping[str, Any] | None = None) -> dict[
         raise InvalidInputError(
             f"int8 option 'group_size' must be a non-negative integer (0 = fp32 activations), got {size!r}."
         )
-    return opts
-
-
-def with_overrides(defaults: Mapping[str, Any], overrides: Mapping[str, Any] | None, what: str) -> dict[str, Any]:
-    """``defaults`` with ``overrides`` applied: an unknown key is an error naming ``what`` and the valid keys;
-    ``keep_fp32`` takes a list of patterns (a lone string, which would be read letter by letter, is an error)."""
-    opts = dict(defaults)
-    for key, value in (overrides or {}).items():
-        if key not in opts:
-            raise InvalidInputError(f"unknown {what} {key!r}; valid: {', '.join(opts)}.")
-        if key == "keep_fp32" and isinstance(value, str):
-            raise InvalidInputError(f"int8 option 'keep_fp32' takes a list of strings, got the string {value!r}.")
-        opts[key] = tuple(value) if key == "keep_fp32" else value
     return opts
 
 
