@@ -174,10 +174,13 @@ def test_cli_serves_on_ray_and_stops_its_ray_on_sigterm(tmp_path):  # noqa: ANN0
     try:
         deadline = time.monotonic() + 240
         answer = None
-        while answer is None and proc.poll() is None and time.monotonic() < deadline:
+        # Serve's proxy listens before the app is deployed and answers 404 until then: wait for the route, not the port.
+        while (answer is None or answer.status_code == 404) and proc.poll() is None and time.monotonic() < deadline:
             try:
                 answer = httpx.post(f"http://127.0.0.1:{port}/v2/rerank", json={"query": QUERIES[0], "documents": DOCS})
             except httpx.TransportError:
+                pass
+            if answer is None or answer.status_code == 404:
                 time.sleep(1)
         assert answer is not None and answer.status_code == 200, (tmp_path / "serve.log").read_text()[-3000:]
         direct = rankwise.load("bm25").score(QUERIES[0], DOCS)
