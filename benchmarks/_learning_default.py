@@ -26,7 +26,6 @@ Weights are the presets' (chosen on scifact/train + nfcorpus/dev, results/fusion
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 from collections import Counter
@@ -139,7 +138,7 @@ def _cold(names: Sequence[str], settings: dict[str, Any]) -> dict[str, Any]:
 def measure_default(datasets: Sequence[str] | None = None, quick: bool = False) -> dict[str, Any]:
     """Old vs new default (and the new one with corpus statistics only) on each collection; see the module text."""
     sys.path.insert(0, str(ROOT / "benchmarks"))
-    from throughput import code_version, machine_info
+    from _report import code_version, machine_info
 
     from rankwise.evaluation import parse_spec
 
@@ -177,9 +176,9 @@ def main() -> int:
     torch.set_num_threads(1)  # a shared 2-core machine: two threads thrash
     result = measure_default([n for n in args.datasets.split(",") if n], quick=args.quick)
     out = RESULTS / ("learning_default_quick.json" if args.quick else "learning_default.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps(result, indent=1))
+    from _report import write_report  # benchmarks/ is on sys.path once measure_default ran
+
+    write_report(result, out, indent=1)
     return 0
 
 

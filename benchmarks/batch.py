@@ -37,7 +37,8 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))  # throughput.py, _batch_data.py
 
-from throughput import CACHE, DATA, RESULTS, code_version, machine_info, model_folder
+from _report import code_version, machine_info, write_report
+from throughput import CACHE, DATA, RESULTS, model_folder
 
 FULL = {"queries": 50, "shard_pairs": 500, "rss_pairs": (10_000, 1_000_000), "resume_pairs": 100_000,
         "resume_shard": 5_000, "noop_tasks": 200}
@@ -384,9 +385,7 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
     result["load_after"] = os.getloadavg()
     out = args.out or RESULTS / ("batch_quick.json" if args.quick else "batch.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_report(result, out)
     return 0
 
 

@@ -29,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import code_version, machine_info  # noqa: E402
+from _report import code_version, machine_info, write_report  # noqa: E402
 
 DATA = Path(os.environ.get("RANKWISE_DATA", ROOT.parent / "shared" / "data"))
 RESULTS = ROOT / "benchmarks" / "results" / "bi_encoder_long.json"
@@ -121,9 +121,7 @@ def main(argv: list[str] | None = None) -> int:
         key = f"{name}/{split or 'test'}"
         report["datasets"][key] = run_dataset(name, split or "test", bi, bm25, args.max_queries)
         print(key, json.dumps(report["datasets"][key]), flush=True)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(report, indent=2) + "\n")
-    print(json.dumps(report, indent=2))
+    write_report(report, args.out)
     return 0
 
 

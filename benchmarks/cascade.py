@@ -44,7 +44,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from throughput import code_version, machine_info  # noqa: E402
+from _report import code_version, machine_info, write_report  # noqa: E402
 
 from rankwise.evaluation import (  # noqa: E402
     build_reranker,
@@ -360,10 +360,8 @@ def main() -> int:
         "cost_seconds": time.perf_counter() - started,
         "target_met": {n: t["chosen"]["target_met"] for n, t in tests.items()},
     })
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps({"choice": out["choice"], "chosen_on_test": {n: t["chosen"] for n, t in tests.items()}},
-                     indent=1))
+    write_report(out, path, indent=1,
+                 show={"choice": out["choice"], "chosen_on_test": {n: t["chosen"] for n, t in tests.items()}})
     print()
     print(markdown(tests, list(next(iter(tests.values()))["systems"])))
     return 0

@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
-from throughput import code_version, machine_info  # noqa: E402
+from _report import code_version, machine_info, write_report  # noqa: E402
 
 DATA = Path(os.environ.get("RANKWISE_DATA", ROOT.parent / "shared" / "data"))
 CACHE = ROOT / "benchmarks" / ".cache"
@@ -149,9 +149,9 @@ def main(argv: list[str] | None = None) -> int:
         result[name] = section
         result.setdefault("section_seconds", {})[name] = round(time.perf_counter() - start, 1)
         result.setdefault("load_average", {})[name] = os.getloadavg()
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(result, indent=2) + "\n")  # after each section: a long run keeps its parts
-    print(json.dumps(json.loads(out.read_text()), indent=2))
+        # after each section: a long run keeps its parts
+        write_report(result, out, show={"written": name, "section_seconds": result["section_seconds"][name]})
+    print(out.read_text(encoding="utf-8"))
     return 0
 
 

@@ -19,12 +19,13 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import random
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _report import code_version, machine_info, write_report
 
 os.environ.setdefault(
     "OMP_WAIT_POLICY", "PASSIVE"
@@ -32,6 +33,7 @@ os.environ.setdefault(
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RANKWISE_DATA", ROOT.parent / "shared" / "data"))
+METHODS = ("listwise", "pointwise")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -177,7 +179,7 @@ def load(name: str, n_queries: int, seed: int) -> dict[str, Any]:
     }
 
 
-def main(argv: list[str] | None = None) -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--datasets", default="trec-dl-2019-passage,scifact")
     parser.add_argument("--methods", default="listwise,pointwise")
@@ -195,15 +197,56 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--out", default=str(ROOT / "benchmarks" / "results" / "llm.json"))
     args = parser.parse_args(argv)
+    args.methods = [m for m in args.methods.split(",") if m]
+    unknown = [m for m in args.methods if m not in METHODS]
+    if unknown:
+        parser.error(f"unknown method(s) {', '.join(map(repr, unknown))}; use {' and/or '.join(METHODS)}")
+    return args
 
-    import llama_cpp
 
-    from rankwise.llm import LlamaCppChatClient
+def make_reranker(method: str, client: Any, args: argparse.Namespace) -> Any:
     from rankwise.rerankers.llm_listwise import ListwiseLLMReranker
     from rankwise.rerankers.llm_pointwise import PointwiseLLMReranker
 
+    if method == "listwise":
+        return ListwiseLLMReranker(
+            client=client, window=args.window, step=args.step, max_passage_tokens=args.max_passage_tokens
+        )
+    return PointwiseLLMReranker(client=client, max_passage_tokens=args.max_passage_tokens)
+
+
+def measure_dataset(name: str, client: Any, args: argparse.Namespace) -> dict[str, Any]:
+    """BM25 and each method's nDCG@10 on a seeded sample of ``name``'s judged queries."""
+    dataset = load(name, args.queries, args.seed)
+    bm25 = ndcg10(dataset["qrels"], {q: dataset["run"][q] for q in dataset["subset"]})
+    entry: dict[str, Any] = {
+        "first_stage": dataset["first_stage"],
+        "judged_queries": dataset["judged_queries"],
+        "bm25_ndcg@10_all_judged_queries": dataset["bm25_all_queries"],
+        "queries": dataset["subset"],
+        "bm25": {
+            "ndcg@10": round(mean(list(bm25.values())), 4),
+            "per_query_ndcg@10": {q: round(v, 4) for q, v in sorted(bm25.items())},
+        },
+    }
+    for method in args.methods:
+        entry[method] = run_method(method, make_reranker(method, client, args), dataset, args.depth)
+        print(
+            f"{name} {method}: nDCG@10 {entry[method]['ndcg@10']} (BM25 {entry['bm25']['ndcg@10']}), "
+            f"{entry[method]['seconds_per_query']} s/query",
+            file=sys.stderr,
+            flush=True,
+        )
+    return entry
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    import llama_cpp
+
+    from rankwise.llm import LlamaCppChatClient
+
     client = LlamaCppChatClient(args.model, n_ctx=4096, n_threads=args.n_threads)
-    methods = [m for m in args.methods.split(",") if m]
     result: dict[str, Any] = {
         "benchmark": "llm_rerank",
         "model": client.model,
@@ -221,52 +264,13 @@ def main(argv: list[str] | None = None) -> int:
             },
             "metric": "nDCG@10 (pytrec_eval ndcg_cut_10); candidates below depth keep BM25 order",
         },
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_start": load_average(),
-        },
-        "datasets": {},
+        "machine": {**machine_info("cpu"), "load_average_start": load_average()},
+        "code": code_version(),
+        "datasets": {name: measure_dataset(name, client, args) for name in args.datasets.split(",") if name},
     }
-    for name in [d for d in args.datasets.split(",") if d]:
-        dataset = load(name, args.queries, args.seed)
-        bm25 = ndcg10(dataset["qrels"], {q: dataset["run"][q] for q in dataset["subset"]})
-        entry: dict[str, Any] = {
-            "first_stage": dataset["first_stage"],
-            "judged_queries": dataset["judged_queries"],
-            "bm25_ndcg@10_all_judged_queries": dataset["bm25_all_queries"],
-            "queries": dataset["subset"],
-            "bm25": {
-                "ndcg@10": round(mean(list(bm25.values())), 4),
-                "per_query_ndcg@10": {q: round(v, 4) for q, v in sorted(bm25.items())},
-            },
-        }
-        for method in methods:
-            if method == "listwise":
-                reranker = ListwiseLLMReranker(
-                    client=client,
-                    window=args.window,
-                    step=args.step,
-                    max_passage_tokens=args.max_passage_tokens,
-                )
-            elif method == "pointwise":
-                reranker = PointwiseLLMReranker(client=client, max_passage_tokens=args.max_passage_tokens)
-            else:
-                parser.error(f"unknown method {method!r}; use listwise and/or pointwise")
-            entry[method] = run_method(method, reranker, dataset, args.depth)
-            print(
-                f"{name} {method}: nDCG@10 {entry[method]['ndcg@10']} (BM25 {entry['bm25']['ndcg@10']}), "
-                f"{entry[method]['seconds_per_query']} s/query",
-                file=sys.stderr,
-                flush=True,
-            )
-        result["datasets"][name] = entry
     result["machine"]["load_average_end"] = load_average()
     client.close()
-    text = json.dumps(result, indent=2)
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(text + "\n")
-    print(text)
+    write_report(result, args.out)
     return 0
 
 

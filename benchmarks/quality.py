@@ -20,12 +20,12 @@ all-MiniLM-L6-v2 bi-encoder, and their fusions.
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
+
+from _report import code_version, machine_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -201,12 +201,8 @@ def main() -> int:
         "goals_ndcg@10": GOALS,
         "recommended": RECOMMENDED,
         "goals": goals(rows),
-        "machine": {
-            "cpus": os.cpu_count(),
-            "torch_threads": args.threads,
-            "load_average": os.getloadavg(),
-            "python": platform.python_version(),
-        },
+        "machine": {**machine_info("cpu"), "torch_threads": args.threads, "load_average": os.getloadavg()},
+        "code": code_version(),
         "notes": "Tuned configurations chosen on scifact/train and nfcorpus/dev only "
         "(benchmarks/tune_fusion.py). "
         "* = p < 0.05 vs BM25 in both the paired t-test and the randomization test.",
@@ -214,14 +210,8 @@ def main() -> int:
     out = RESULTS / "quality.json"
     if names != DATASETS:
         out = RESULTS / f"quality-{'-'.join(names)}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=1) + "\n")
-    print(
-        json.dumps(
-            {n: {k: v["metrics"]["ndcg@10"] for k, v in r["systems"].items()} for n, r in rows.items()},
-            indent=1,
-        )
-    )
+    write_report(result, out, indent=1,
+                 show={n: {k: v["metrics"]["ndcg@10"] for k, v in r["systems"].items()} for n, r in rows.items()})
     print()
     print(markdown(rows, list(configs)))
     if cost:

@@ -28,12 +28,13 @@ import argparse
 import csv
 import json
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 from typing import Any
+
+from _report import code_version, machine_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RANKWISE_DATA", ROOT.parent / "shared" / "data"))
@@ -245,8 +246,9 @@ def main() -> int:
     embedder = BiEncoderReranker(device="cpu")
     report: dict[str, Any] = {
         "benchmark": "rag", "rankwise_version": __version__,
-        "machine": {"cpus": os.cpu_count(), "platform": platform.platform(), "python": platform.python_version(),
-                    "load_average_at_start": [round(x, 2) for x in load_before], "torch_threads": args.threads},
+        "machine": {**machine_info("cpu"), "load_average_at_start": [round(x, 2) for x in load_before],
+                    "torch_threads": args.threads},
+        "code": code_version(),
         "embedding_model": embedder.name, "reranker": None, "datasets": {},
     }
     for name in [d.strip() for d in args.datasets.split(",") if d.strip()]:
@@ -264,11 +266,10 @@ def main() -> int:
             entry["ask"] = ask_latency(index, reranker, ASK_QUESTIONS[name][: args.ask], args.threads)
         report["datasets"][name] = entry
     report["machine"]["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    print(text)
-    if not args.build_only:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(text + "\n", encoding="utf-8")
+    if args.build_only:  # index costs only: not a report
+        print(json.dumps(report, indent=2, ensure_ascii=False))
+    else:
+        write_report(report, args.out)
     return 0
 
 

@@ -25,7 +25,6 @@ provisional.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 import threading
@@ -39,9 +38,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
+from _report import code_version, machine_info, write_report  # noqa: E402
 from _server_probe import started_server  # noqa: E402
 from server_load import DATA, load_scifact, make_requests  # noqa: E402
-from throughput import code_version, machine_info  # noqa: E402
 
 import rankwise  # noqa: E402
 from rankwise.rerankers.base import Reranker  # noqa: E402
@@ -171,9 +170,7 @@ def main() -> int:
         "models": models, "seconds": time.perf_counter() - started,
     }
     path = RESULTS / ("remote_quick.json" if args.quick else "remote.json")
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(out, indent=1) + "\n")
-    print(json.dumps(out, indent=1))
+    write_report(out, path, indent=1)
     return 0
 
 

@@ -38,8 +38,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _nasty import random_body, random_documents, random_file, random_text
+from _report import code_version, machine_info, write_report
 from _server_probe import isolation, memory_growth, started_server
-from throughput import code_version, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS = ROOT / "benchmarks" / "results" / "robustness.json"
@@ -233,10 +233,7 @@ def main(argv: list[str] | None = None) -> int:
         "rss_growth_under_100mb": report["server_memory"]["growth_mb"] < 100,
         "small_p99_within_2x": report["server_isolation"]["p99_ratio"] <= 2.0,
     }
-    text = json.dumps(report, indent=2, ensure_ascii=False)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(text + "\n")
-    print(text)
+    write_report(report, args.out)
     return 0
 
 

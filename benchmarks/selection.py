@@ -42,7 +42,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from throughput import code_version, machine_info  # noqa: E402
+from _report import code_version, machine_info, write_report  # noqa: E402
 
 from rankwise.evaluation import candidate_documents, evaluate_run, load_dataset  # noqa: E402
 from rankwise.evaluation.metrics import mean_scores  # noqa: E402
@@ -360,11 +360,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                                                          weighted_orders)
     report["seconds"] = round(time.perf_counter() - started, 1)
     report["load_average_end"] = os.getloadavg()
-    text = json.dumps(report, indent=1, ensure_ascii=False)
-    print(text)
-    if not args.quick:
-        args.output.parent.mkdir(parents=True, exist_ok=True)
-        args.output.write_text(text + "\n")
+    if args.quick:  # a quick run checks the pipeline; its figures are not kept
+        print(json.dumps(report, indent=1, ensure_ascii=False))
+    else:
+        write_report(report, args.output, indent=1)
     return 0
 
 

@@ -27,7 +27,6 @@ import argparse
 import asyncio
 import json
 import os
-import platform
 import re
 import signal
 import socket
@@ -36,8 +35,10 @@ import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+from _report import code_version, machine_info
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RANKWISE_DATA", ROOT.parent / "shared" / "data"))
@@ -150,36 +151,7 @@ def build_systems(names: list[str], model_dir: Path, args: argparse.Namespace) -
             if not INFINITY_BIN.is_file():
                 print(f"skipping infinity: {INFINITY_BIN} not found (see docs/server.md)", file=sys.stderr)
                 continue
-            cmd = [
-                str(INFINITY_BIN),
-                "v2",
-                "--model-id",
-                str(model_dir),
-                "--engine",
-                "torch",
-                "--device",
-                "cpu",
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--served-model-name",
-                MODEL_NAME,
-                "--log-level",
-                "warning",
-            ]
-            systems.append(
-                System(
-                    name,
-                    cmd,
-                    offline,
-                    "/rerank",
-                    "/health",
-                    "infinity",
-                    port,
-                    notes="infinity-emb 0.0.78, torch engine, fp32, default batch size 32",
-                )
-            )
+            systems.append(infinity_system(model_dir, offline, port))
             continue
         if name not in table:
             sys.exit(f"unknown system {name!r}; choose from infinity, {', '.join(table)}")
@@ -198,6 +170,14 @@ def build_systems(names: list[str], model_dir: Path, args: argparse.Namespace) -
             )
         )
     return systems
+
+
+def infinity_system(model_dir: Path, env: dict[str, str], port: int) -> System:
+    """The peer: Infinity's own server on the same model folder (torch engine, fp32, CPU)."""
+    cmd = [str(INFINITY_BIN), "v2", "--model-id", str(model_dir), "--engine", "torch", "--device", "cpu",
+           "--host", "127.0.0.1", "--port", str(port), "--served-model-name", MODEL_NAME, "--log-level", "warning"]
+    return System("infinity", cmd, env, "/rerank", "/health", "infinity", port,
+                  notes="infinity-emb 0.0.78, torch engine, fp32, default batch size 32")
 
 
 def start(system: System, log_dir: Path) -> None:
@@ -394,7 +374,7 @@ def parse_counts(text: str) -> dict[int, int]:
     return {int(k): int(v) for k, v in (part.split("=") for part in text.split(","))}
 
 
-def main() -> int:
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument(
         "--systems", default="rankwise-batching,rankwise-no-batching,infinity,rankwise-onnx-int8-batching"
@@ -410,7 +390,26 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--model-dir", type=Path, default=Path("/tmp/rankwise-bench/minilm-shaped-ce"))
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    return parser.parse_args()
+
+
+def measure_cell(s: System, requests: list, clients: int, args: argparse.Namespace, httpx: Any) -> dict[str, Any]:
+    """One system at one concurrency: latency and throughput (summarise), plus the server's own CPU seconds."""
+    before = scrape(s, httpx)
+    load = load_average()
+    cpu = cpu_seconds(s.proc.pid)
+    cell = asyncio.run(run_level(s, requests, clients, args.time_limit_s, args.timeout_s))
+    cpu = cpu_seconds(s.proc.pid) - cpu
+    return {
+        **summarise(cell, before, scrape(s, httpx)),
+        "server_cpu_s": round(cpu, 1),
+        "pairs_per_server_cpu_s": round(cell.pairs / cpu, 3) if cpu else None,
+        "load_average_1m_before": load[0],
+    }
+
+
+def main() -> int:
+    args = parse_args()
     import httpx
 
     from rankwise.testing import make_minilm_shaped_cross_encoder
@@ -429,11 +428,8 @@ def main() -> int:
         "model": "MiniLM-L6-shaped cross-encoder (all-MiniLM-L6-v2 encoder + untrained head), max_length 512",
         "data": "SciFact queries x random SciFact abstracts",
         "docs_per_request": [lo, hi],
-        "machine": {
-            "cpus": os.cpu_count(),
-            "python": platform.python_version(),
-            "load_average_start": load_average(),
-        },
+        "machine": {**machine_info("cpu"), "load_average_start": load_average()},
+        "code": code_version(),
         "command": " ".join(sys.argv),
         "complete": False,
         "systems": {},
@@ -454,17 +450,7 @@ def main() -> int:
             for s in systems if i % 2 == 0 else systems[::-1]:  # alternate the order against drifting load
                 if f"{s.name}@{clients}" in skip:
                     continue
-                before = scrape(s, httpx)
-                load = load_average()
-                cpu = cpu_seconds(s.proc.pid)
-                cell = asyncio.run(run_level(s, requests, clients, args.time_limit_s, args.timeout_s))
-                cpu = cpu_seconds(s.proc.pid) - cpu
-                row[s.name] = {
-                    **summarise(cell, before, scrape(s, httpx)),
-                    "server_cpu_s": round(cpu, 1),
-                    "pairs_per_server_cpu_s": round(cell.pairs / cpu, 3) if cpu else None,
-                    "load_average_1m_before": load[0],
-                }
+                row[s.name] = measure_cell(s, requests, clients, args, httpx)
                 print(f"[{clients:>2} clients] {s.name:<28} {json.dumps(row[s.name])}", file=sys.stderr)
                 report["levels"][str(clients)] = row
                 write(report, args.out)  # after every cell: a cut-short run keeps what it measured

@@ -30,13 +30,13 @@ import argparse
 import csv
 import json
 import os
-import platform
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+from _report import code_version, machine_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("RANKWISE_DATA", ROOT / ".." / "shared" / "data")).resolve()
@@ -271,81 +271,6 @@ def agreement(ref: list[np.ndarray], other: list[np.ndarray]) -> dict[str, float
             "top10_overlap_mean": float(np.mean(overlaps)), "max_abs_diff": float(np.max(diffs))}
 
 
-def code_version() -> str:
-    """The rankwise commit measured (``git describe``; "unknown" outside a checkout), "+dirty" with local changes."""
-    import subprocess
-
-    try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
-                              capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-
-
-def machine_info(device: str) -> dict[str, Any]:
-    """The machine a figure came from: CPU model, cores, the ISA features that decide CPU inference speed (AVX2,
-    AVX-512, VNNI, AMX, and whether the kernel lets processes use AMX), and the versions of what was measured."""
-    import importlib.metadata as md
-
-    info: dict[str, Any] = {"python": platform.python_version(), "platform": platform.platform(),
-                            "cpu_count": os.cpu_count(), "cpus_usable": len(os.sched_getaffinity(0))}
-    info.update(cpu_features())
-    for pkg in ("onnxruntime", "onnx", "openvino", "nncf", "torch", "transformers", "sentence-transformers",
-                "tokenizers"):
-        try:
-            info[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            info[pkg] = None
-    if device.startswith("cuda"):
-        import torch
-
-        info["gpu"] = torch.cuda.get_device_name(0)
-    return info
-
-
-def cpu_features() -> dict[str, Any]:
-    """CPU model, physical cores and ISA flags from ``/proc/cpuinfo`` (Linux; empty elsewhere), with a summary:
-    ``avx2``, ``avx512`` (foundation), ``vnni`` (AVX-512 or AVX VNNI int8 dot products), ``amx`` (AMX int8/bf16
-    tiles advertised) and ``amx_kernel`` (the kernel supports AMX tile state, so a process may enable it)."""
-    try:
-        text = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return {}
-    fields = [dict(x.split(":", 1) for x in block.splitlines() if ":" in x) for block in text.strip().split("\n\n")]
-    fields = [{k.strip(): v.strip() for k, v in block.items()} for block in fields]
-    flags = set(fields[0].get("flags", "").split()) if fields else set()
-    cores = {(b.get("physical id"), b.get("core id")) for b in fields if "core id" in b}
-    return {
-        "cpu_model": fields[0].get("model name", "unknown") if fields else "unknown",
-        "physical_cores": len(cores) or None,
-        "cpu_isa": sorted(f for f in flags if f.startswith(("avx", "amx")) or "vnni" in f),
-        "isa_summary": {"avx2": "avx2" in flags, "avx512": "avx512f" in flags,
-                        "vnni": bool({"avx512_vnni", "avx_vnni"} & flags),
-                        "amx": bool({"amx_int8", "amx_bf16"} & flags), "amx_kernel": _amx_kernel_support()},
-    }
-
-
-def _amx_kernel_support() -> bool | None:
-    """Whether the kernel supports AMX tile data (``arch_prctl(ARCH_GET_XCOMP_SUPP)`` bit 18, read-only).
-
-    Linux >= 5.16 makes each process request AMX (``ARCH_REQ_XCOMP_PERM``) before its first tile instruction, or
-    it dies with SIGILL; oneDNN (OpenVINO, torch) and onnxruntime's MLAS request it themselves. None: not Linux x86.
-    """
-    import ctypes
-    import ctypes.util
-
-    if platform.system() != "Linux" or platform.machine() not in ("x86_64", "AMD64"):
-        return None
-    try:
-        libc = ctypes.CDLL(ctypes.util.find_library("c") or None, use_errno=True)
-        mask = ctypes.c_ulong(0)
-        if libc.syscall(158, 0x1021, ctypes.byref(mask)) != 0:  # SYS_arch_prctl, ARCH_GET_XCOMP_SUPP
-            return False
-    except (OSError, AttributeError):
-        return None
-    return bool(mask.value & (1 << 18))  # XFEATURE_XTILEDATA
-
-
 def _trained_from(folder: Path) -> str:
     report = folder / "training.json"
     if not report.is_file():
@@ -408,9 +333,7 @@ def main(argv: list[str] | None = None) -> int:
     result["load_after"] = os.getloadavg()
     out = args.out or RESULTS / ("throughput_cuda.json" if cuda else
                                  "throughput_quick.json" if args.quick else "throughput.json")
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2) + "\n")
-    print(json.dumps(result, indent=2))
+    write_report(result, out)
     return 0
 
 

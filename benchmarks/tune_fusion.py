@@ -25,6 +25,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+from _report import code_version, machine_info, write_report
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "src"))
@@ -263,10 +264,10 @@ def main() -> int:
         "best": rows[0],
         "top": rows[:25],
         "all": rows,
+        "machine": machine_info("cpu"),
+        "code": code_version(),
     }
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=1) + "\n")
-    print(json.dumps({"single_members": singles, "top": rows[:10]}, indent=1))
+    write_report(result, args.out, indent=1, show={"single_members": singles, "top": rows[:10]})
     return 0
 
 
