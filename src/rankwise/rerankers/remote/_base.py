@@ -2,8 +2,8 @@
 concurrency, answers checked and merged in input order, the on-disk cache and the cost of each call.
 
 A provider module (``cohere.py``, ``voyage.py``...) is a :class:`RemoteReranker` subclass that says where to POST, how
-to write the request body for one call (:meth:`RemoteReranker._payload`) and how to read the answer
-(:meth:`RemoteReranker._read`). Everything else is here, once:
+to write the request body for one call (:meth:`RemoteReranker._payload`) and where the answer keeps its scores and
+billing units (class attributes read by :meth:`RemoteReranker._read`). Everything else is here, once:
 
 * every call asks for the scores of all of its documents (``top_n``/``top_k`` = the call's size), and the answer must
   hold each document exactly once with a finite score (:func:`~._answers.read_scores`): never a partial ranking;
@@ -33,7 +33,13 @@ from rankwise._validation import check_fields, check_query, check_scores, check_
 from rankwise.documents import DEFAULT_FIELDS, DocumentLike, document_text, model_text, to_documents
 from rankwise.errors import InvalidInputError
 from rankwise.rerankers.base import ProgressCallback, Reranker
-from rankwise.rerankers.remote._answers import RemoteAnswerError, RemoteAuthError, RemoteError
+from rankwise.rerankers.remote._answers import (
+    RemoteAnswerError,
+    RemoteAuthError,
+    RemoteError,
+    read_scores,
+    units_of,
+)
 from rankwise.rerankers.remote._calls import check_url, join_url, positive_int, resolve_key, run_bounded
 from rankwise.rerankers.remote._store import ScoreCache, digest
 from rankwise.types import Document, RankedResults
@@ -85,18 +91,26 @@ class _Call:
 
 class RemoteReranker(Reranker):
     """A re-ranker whose scores come from an HTTP API. Subclasses set the class attributes and implement
-    :meth:`_payload` and :meth:`_read`; see the module docstring for what is shared.
+    :meth:`_payload`; see the module docstring for what is shared.
 
     Class attributes:
         provider: the backend's name (``"cohere"``), in names and messages.
         key_env: environment variables read for the API key, in order.
         default_max_documents: documents per call unless ``max_documents_per_call`` says otherwise.
+        answer_items: the answer's key that holds the list of ``{index, score}`` objects (None: the answer is the
+            list itself).
+        answer_score: the key of the score in each of those objects.
+        answer_units: billing units to report, as ``unit name -> path of keys`` in the answer (a missing one is left
+            out).
     """
 
     provider: ClassVar[str] = "remote"
     key_env: ClassVar[tuple[str, ...]] = ()
     default_max_documents: ClassVar[int] = 1000
     independent_scores: ClassVar[bool] = True
+    answer_items: ClassVar[str | None] = "results"
+    answer_score: ClassVar[str] = "relevance_score"
+    answer_units: ClassVar[Mapping[str, tuple[str, ...]]] = MappingProxyType({})
 
     def __init__(
         self,
@@ -158,7 +172,9 @@ class RemoteReranker(Reranker):
     def _read(self, answer: Any, positions: Sequence[int]) -> tuple[list[float], dict[str, float]]:
         """One score per document of the call (in call order) and the billing units, from the decoded answer.
         ``positions`` are the caller's positions of the call's documents (for messages)."""
-        raise NotImplementedError
+        scores = read_scores(answer, items=self.answer_items, score=self.answer_score, positions=positions,
+                             provider=self.provider, url=self.url)
+        return scores, units_of(answer, **self.answer_units)
 
     # -- keys and errors
     def _key(self, given: str | None, required: bool) -> str | None:

@@ -19,11 +19,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
-from rankwise.rerankers.remote._answers import read_scores, units_of
 from rankwise.rerankers.remote._base import RemoteReranker
 
 API_URL = "https://api.cohere.com"
@@ -45,6 +45,10 @@ class CohereReranker(RemoteReranker):
     provider = "cohere"
     key_env = ("CO_API_KEY", "COHERE_API_KEY")
     default_max_documents = 1000
+    answer_units = MappingProxyType({
+        "search_units": ("meta", "billed_units", "search_units"),
+        "tokens": ("meta", "billed_units", "input_tokens"),
+    })
 
     def __init__(
         self,
@@ -105,17 +109,3 @@ class CohereReranker(RemoteReranker):
         elif self.max_tokens_per_doc is not None:
             body["max_tokens_per_doc"] = self.max_tokens_per_doc
         return body
-
-    def _read(self, answer: Any, positions: Sequence[int]) -> tuple[list[float], dict[str, float]]:
-        scores = read_scores(
-            answer,
-            items="results",
-            score="relevance_score",
-            positions=positions,
-            provider=self.provider,
-            url=self.url,
-        )
-        billed = ("meta", "billed_units")
-        return scores, units_of(
-            answer, search_units=(*billed, "search_units"), tokens=(*billed, "input_tokens")
-        )

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
-from rankwise.rerankers.remote._answers import read_scores, units_of
 from rankwise.rerankers.remote._base import RemoteReranker
 from rankwise.rerankers.remote._calls import check_url
 
@@ -39,6 +39,7 @@ class InfinityReranker(RemoteReranker):
     provider = "infinity"
     key_env = ("INFINITY_API_KEY",)
     default_max_documents = 2048
+    answer_units = MappingProxyType({"tokens": ("usage", "total_tokens")})
 
     def __init__(
         self,
@@ -86,14 +87,3 @@ class InfinityReranker(RemoteReranker):
         if self.model is not None:
             body["model"] = self.model
         return body
-
-    def _read(self, answer: Any, positions: Sequence[int]) -> tuple[list[float], dict[str, float]]:
-        scores = read_scores(
-            answer,
-            items="results",
-            score="relevance_score",
-            positions=positions,
-            provider=self.provider,
-            url=self.url,
-        )
-        return scores, units_of(answer, tokens=("usage", "total_tokens"))

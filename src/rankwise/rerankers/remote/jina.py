@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from rankwise.documents import DEFAULT_FIELDS
-from rankwise.rerankers.remote._answers import read_scores, units_of
 from rankwise.rerankers.remote._base import RemoteReranker
 
 API_URL = "https://api.jina.ai"
@@ -36,6 +36,7 @@ class JinaReranker(RemoteReranker):
     provider = "jina"
     key_env = ("JINA_API_KEY",)
     default_max_documents = 1000
+    answer_units = MappingProxyType({"tokens": ("usage", "total_tokens")})
 
     def __init__(
         self,
@@ -76,14 +77,3 @@ class JinaReranker(RemoteReranker):
             "top_n": len(texts),
             "return_documents": False,
         }
-
-    def _read(self, answer: Any, positions: Sequence[int]) -> tuple[list[float], dict[str, float]]:
-        scores = read_scores(
-            answer,
-            items="results",
-            score="relevance_score",
-            positions=positions,
-            provider=self.provider,
-            url=self.url,
-        )
-        return scores, units_of(answer, tokens=("usage", "total_tokens"))

@@ -14,10 +14,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from rankwise.documents import DEFAULT_FIELDS
-from rankwise.rerankers.remote._answers import read_scores, units_of
 from rankwise.rerankers.remote._base import RemoteReranker
 
 API_URL = "https://api.mixedbread.com"
@@ -37,6 +37,8 @@ class MixedbreadReranker(RemoteReranker):
     provider = "mixedbread"
     key_env = ("MXBAI_API_KEY", "MIXEDBREAD_API_KEY")
     default_max_documents = 1000
+    answer_items, answer_score = "data", "score"
+    answer_units = MappingProxyType({"tokens": ("usage", "total_tokens")})
 
     def __init__(
         self,
@@ -77,9 +79,3 @@ class MixedbreadReranker(RemoteReranker):
             "top_k": len(texts),
             "return_input": False,
         }
-
-    def _read(self, answer: Any, positions: Sequence[int]) -> tuple[list[float], dict[str, float]]:
-        scores = read_scores(
-            answer, items="data", score="score", positions=positions, provider=self.provider, url=self.url
-        )
-        return scores, units_of(answer, tokens=("usage", "total_tokens"))

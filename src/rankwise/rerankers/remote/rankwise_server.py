@@ -17,11 +17,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
-from rankwise.rerankers.remote._answers import read_scores, units_of
 from rankwise.rerankers.remote._base import RemoteReranker
 from rankwise.rerankers.remote._calls import check_url
 
@@ -43,6 +43,9 @@ class RankwiseServerReranker(RemoteReranker):
     provider = "rankwise"
     key_env = ("RANKWISE_REMOTE_API_KEY",)
     default_max_documents = 1000
+    answer_units = MappingProxyType(
+        {"search_units": ("meta", "billed_units", "search_units"), "tokens": ("usage", "total_tokens")}
+    )
 
     def __init__(
         self,
@@ -101,16 +104,3 @@ class RankwiseServerReranker(RemoteReranker):
         if self.max_tokens_per_doc is not None:
             body["max_tokens_per_doc"] = self.max_tokens_per_doc
         return body
-
-    def _read(self, answer: Any, positions: Sequence[int]) -> tuple[list[float], dict[str, float]]:
-        scores = read_scores(
-            answer,
-            items="results",
-            score="relevance_score",
-            positions=positions,
-            provider=self.provider,
-            url=self.url,
-        )
-        return scores, units_of(
-            answer, search_units=("meta", "billed_units", "search_units"), tokens=("usage", "total_tokens")
-        )

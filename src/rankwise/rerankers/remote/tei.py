@@ -19,7 +19,6 @@ from typing import Any
 
 from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
-from rankwise.rerankers.remote._answers import read_scores
 from rankwise.rerankers.remote._base import RemoteReranker
 from rankwise.rerankers.remote._calls import check_url
 
@@ -41,6 +40,7 @@ class TEIReranker(RemoteReranker):
     provider = "tei"
     key_env = ("TEI_API_KEY",)
     default_max_documents = 32
+    answer_items, answer_score = None, "score"  # a bare list; TEI sends no billing units
 
     def __init__(
         self,
@@ -92,9 +92,3 @@ class TEIReranker(RemoteReranker):
         if self.model is not None:
             body["model"] = self.model
         return body
-
-    def _read(self, answer: Any, positions: Sequence[int]) -> tuple[list[float], dict[str, float]]:
-        scores = read_scores(
-            answer, items=None, score="score", positions=positions, provider=self.provider, url=self.url
-        )
-        return scores, {}

@@ -15,11 +15,11 @@ from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from types import MappingProxyType
 from typing import Any
 
 from rankwise.documents import DEFAULT_FIELDS
 from rankwise.errors import InvalidInputError
-from rankwise.rerankers.remote._answers import read_scores, units_of
 from rankwise.rerankers.remote._base import RemoteReranker
 
 API_URL = "https://api.voyageai.com"
@@ -41,6 +41,8 @@ class VoyageReranker(RemoteReranker):
     provider = "voyage"
     key_env = ("VOYAGE_API_KEY",)
     default_max_documents = 1000
+    answer_items = "data"
+    answer_units = MappingProxyType({"tokens": ("usage", "total_tokens")})
 
     def __init__(
         self,
@@ -87,14 +89,3 @@ class VoyageReranker(RemoteReranker):
             "return_documents": False,
             "truncation": self.truncation,
         }
-
-    def _read(self, answer: Any, positions: Sequence[int]) -> tuple[list[float], dict[str, float]]:
-        scores = read_scores(
-            answer,
-            items="data",
-            score="relevance_score",
-            positions=positions,
-            provider=self.provider,
-            url=self.url,
-        )
-        return scores, units_of(answer, tokens=("usage", "total_tokens"))
