@@ -49,10 +49,10 @@ CONFIGS: dict[str, str] = {
     "rrf: first-stage + bi": "fusion:members=metadata-score,minilm-bi-encoder;method=rrf",
     "zscore: first-stage + bi": "fusion:members=metadata-score,minilm-bi-encoder;method=zscore",
     # chosen on scifact/train + nfcorpus/dev only (benchmarks/tune_fusion.py -> results/fusion_tuning.json)
-    "tuned: zscore bm25 + 2x bi (= default preset)": (
-        "fusion:members=bm25,minilm-bi-encoder;method=zscore;weights=1,2"
-    ),
-    "tuned: zscore first-stage + 2.5x bi": (  # = the `hybrid` preset
+    # = the `default` preset on candidates without a first-stage score (and no corpus statistics)
+    "tuned: zscore bm25 + 2x bi": "fusion:members=bm25,minilm-bi-encoder;method=zscore;weights=1,2",
+    # = the `hybrid` preset, and `default` on candidates that carry their first-stage score (as here)
+    "tuned: zscore first-stage + 2.5x bi": (
         "fusion:members=metadata-score,minilm-bi-encoder;method=zscore;weights=1,2.5"
     ),
 }
