@@ -14,12 +14,20 @@ from typing import Any
 
 
 def code_version() -> str:
-    """The rankwise commit measured (``git describe``; "unknown" outside a checkout), "+dirty" with local changes."""
+    """The rankwise commit measured (``git describe``; "unknown" outside a checkout), "-dirty" with local changes.
+
+    Changes under ``benchmarks/results/`` do not count: a long run rewrites its own result files before it reports.
+    """
     import subprocess
 
+    root = Path(__file__).resolve().parents[1]
+
+    def git(*args: str) -> str:
+        return subprocess.run(["git", *args], cwd=root, capture_output=True, text=True, check=True).stdout.strip()
+
     try:
-        return subprocess.run(["git", "describe", "--always", "--dirty"], cwd=Path(__file__).resolve().parent,
-                              capture_output=True, text=True, check=True).stdout.strip()
+        changed = git("status", "--porcelain", "--untracked-files=no", "--", ".", ":(exclude)benchmarks/results")
+        return git("describe", "--always") + ("-dirty" if changed else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
 
