@@ -54,14 +54,17 @@ def log(*parts: object) -> None:
     print(*parts, file=sys.stderr, flush=True)
 
 
+RERANKED_STAGES = ("bm25", "dense", "hybrid")  # first stages whose top 100 documents are re-ranked
+
+
 def read_queries(folder: Path) -> dict[str, str]:
     with (folder / "queries.jsonl").open(encoding="utf-8") as f:
         return {str(o["_id"]): o["text"] for o in map(json.loads, f)}
 
 
-def read_qrels(folder: Path) -> dict[str, dict[str, int]]:
+def read_qrels(folder: Path, split: str = "test") -> dict[str, dict[str, int]]:
     out: dict[str, dict[str, int]] = {}
-    with (folder / "qrels" / "test.tsv").open(encoding="utf-8") as f:
+    with (folder / "qrels" / f"{split}.tsv").open(encoding="utf-8") as f:
         for q, d, grade in list(csv.reader(f, delimiter="\t"))[1:]:
             out.setdefault(q, {})[d] = int(grade)
     return out
@@ -148,11 +151,14 @@ def rerank_top_docs(reranker: Any, query: str, hits: list[Any], k: int = 100) ->
     return list(best.items())
 
 
-def evaluate(name: str, index: Any, reranker: Any, max_queries: int | None) -> dict[str, Any]:
+def evaluate(name: str, index: Any, rerankers: dict[str, Any], max_queries: int | None,
+             split: str = "test") -> dict[str, Any]:
+    """nDCG@10 / R@100 of each first stage, and of each of ``rerankers`` (label -> re-ranker) over the top 100
+    documents of BM25, dense and hybrid retrieval (systems ``"<stage>+<label>"``)."""
     from rankwise.evaluation.metrics import evaluate_run, mean_scores
     from rankwise.retrieval import HybridRetriever
 
-    queries, qrels = read_queries(DATA / name), read_qrels(DATA / name)
+    queries, qrels = read_queries(DATA / name), read_qrels(DATA / name, split)
     judged = [q for q in qrels if q in queries][:max_queries]
     qrels = {q: qrels[q] for q in judged}
     started = time.perf_counter()
@@ -165,7 +171,10 @@ def evaluate(name: str, index: Any, reranker: Any, max_queries: int | None) -> d
         "hybrid": HybridRetriever(index, candidates=DEPTH_PASSAGES),
         "hybrid_rrf": HybridRetriever(index, method="rrf", candidates=DEPTH_PASSAGES),
     }
-    runs: dict[str, dict[str, list[tuple[str, float]]]] = {s: {} for s in [*systems, "hybrid+rerank"]}
+    reranked = {stage: {label: f"{stage}+{label}" for label in rerankers} for stage in RERANKED_STAGES}
+    runs: dict[str, dict[str, list[tuple[str, float]]]] = {
+        s: {} for s in [*systems, *(name for names in reranked.values() for name in names.values())]
+    }
     seconds: dict[str, float] = {s: 0.0 for s in runs}
     for i, q in enumerate(judged):
         for system, retriever in systems.items():
@@ -173,10 +182,10 @@ def evaluate(name: str, index: Any, reranker: Any, max_queries: int | None) -> d
             hits = retriever.retrieve(queries[q], DEPTH_PASSAGES)
             seconds[system] += time.perf_counter() - t
             runs[system][q] = doc_run(hits)
-            if system == "hybrid":
+            for label, run_name in reranked.get(system, {}).items():
                 t = time.perf_counter()
-                runs["hybrid+rerank"][q] = rerank_top_docs(reranker, queries[q], hits)
-                seconds["hybrid+rerank"] += time.perf_counter() - t
+                runs[run_name][q] = rerank_top_docs(rerankers[label], queries[q], hits)
+                seconds[run_name] += time.perf_counter() - t
         if (i + 1) % 50 == 0:
             log(f"[{name}] {i + 1}/{len(judged)} queries")
     metrics = {}
@@ -233,12 +242,13 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=1,
                         help="torch and llama.cpp threads (default 1: on a shared 2-core machine 2 threads spin "
                              "against the load and run several times slower)")
+    parser.add_argument("--split", default="test", help="qrels split to evaluate (train/dev to choose settings)")
     parser.add_argument("--out", default=str(RESULTS))
     args = parser.parse_args()
 
     import torch
 
-    from rankwise import BiEncoderReranker, __version__
+    from rankwise import BiEncoderReranker, __version__, load
     from rankwise.cli.search import build_reranker
 
     torch.set_num_threads(args.threads)
@@ -256,11 +266,18 @@ def main() -> int:
         if args.build_only:
             report["datasets"][name] = {"index": cost}
             continue
-        reranker = build_reranker("default", index)
-        report["reranker"] = (f"{reranker.name}: preset 'default' (BM25 over the candidates + all-MiniLM-L6-v2 cosine, "
-                              "z-score fusion), the cosines from the vectors stored in the index")
+        reranker = build_reranker("default", index)  # what `rankwise search/ask --rerank default` use
+        # the alternative measured against it (rankwise.retrieval.presets): BM25 with the index's corpus statistics
+        with_corpus = load("default", bi_encoder=reranker.bi_encoder, corpus=index)
+        report["reranker"] = {
+            "rerank": f"{reranker.name}: preset 'default' as `rankwise search/ask` load it: BM25 over the "
+                      f"candidates + all-MiniLM-L6-v2 cosine from the stored vectors, z-score {reranker.weights}",
+            "rerank_corpus_bm25": f"{with_corpus.name}: preset 'default' given the index as corpus=: BM25 with the "
+                                  f"index's corpus statistics + the same cosines, z-score {with_corpus.first_stage_weights}",
+        }
         log(f"[{name}] evaluating...")
-        entry = {"index": cost, **evaluate(name, index, reranker, args.max_queries)}
+        systems = {"rerank": reranker, "rerank_corpus_bm25": with_corpus}
+        entry = {"index": cost, "split": args.split, **evaluate(name, index, systems, args.max_queries, args.split)}
         if args.ask and name in ASK_QUESTIONS:
             log(f"[{name}] timing ask with SmolLM2...")
             entry["ask"] = ask_latency(index, reranker, ASK_QUESTIONS[name][: args.ask], args.threads)

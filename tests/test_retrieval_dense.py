@@ -154,11 +154,33 @@ def test_stored_vector_reranker_gives_the_bi_encoders_scores_without_embedding(a
     stored = StoredVectorReranker(adi)
     np.testing.assert_allclose(stored.score(q, docs), bi_encoder.score(q, docs), atol=1e-4)
     fused = build_reranker("default", adi)
-    assert any(isinstance(m, StoredVectorReranker) for m in fused.rerankers)
+    assert isinstance(fused.bi_encoder, StoredVectorReranker)
     from rankwise.registry import presets
 
     default = presets()["default"].options  # the same method and weights as the shipped preset
+    # Given the index, the default keeps BM25 over the candidates (rankwise.retrieval.presets says why)
+    assert fused.signals_for(docs) == ("candidate-bm25", bi_encoder.name)
     reference = FusionReranker([BM25Reranker(), bi_encoder], method=default["method"], weights=default["weights"])
     np.testing.assert_allclose(fused.score(q, docs), reference.score(q, docs), atol=1e-3)
     assert isinstance(build_reranker("minilm-bi-encoder", adi), StoredVectorReranker)
     assert build_reranker("none", adi) is None
+
+
+def test_pipeline_given_a_preset_name_uses_the_index(adi):
+    from rankwise.rag.pipeline import Pipeline
+    from rankwise.retrieval import StoredVectorReranker
+    from rankwise.types import Document
+
+    q = queries("adi")["2"]
+    pipeline = Pipeline(adi, "default", top_k=20, top_n=3)
+    docs = [h.passage.to_document() for h in adi.search(q, 20)]
+    assert isinstance(pipeline.reranker.bi_encoder, StoredVectorReranker)
+    assert pipeline.reranker.signals_for(docs)[0] == "candidate-bm25"
+    # a candidate list that carries its first-stage score still uses it first (rule 1 of the default)
+    carried = [Document(d.text, id=d.id, title=d.title, metadata={**d.metadata, "first_stage_score": float(i)})
+               for i, d in enumerate(docs)]
+    assert pipeline.reranker.signals_for(carried)[0] == "first-stage-score"
+    result = pipeline.run(q)
+    assert len(result.passages) == 3 and all("rerank" in c.scores for c in result.passages)
+    assert isinstance(Pipeline(adi, "minilm-bi-encoder").reranker, StoredVectorReranker)
+

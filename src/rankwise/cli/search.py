@@ -31,23 +31,14 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def build_reranker(name: str, index: Any) -> Any:
     """The re-ranker for ``--rerank NAME`` (None for ``none``).
 
-    The ``default`` and ``minilm-bi-encoder`` presets, on an index embedded by the same bundled model, score with the
-    vectors the index already stores (:class:`~rankwise.retrieval.StoredVectorReranker`): same scores, no embedding.
+    ``default`` and ``minilm-bi-encoder`` score with the vectors the index stores when the bundled model embedded it
+    (:mod:`rankwise.retrieval.presets`): same scores, no embedding.
     """
     if name.lower() in ("none", "off", ""):
         return None
-    dense = getattr(index, "dense", None)
-    if name in ("default", "minilm-bi-encoder") and dense is not None:
-        from rankwise.retrieval.dense import BUNDLED_MODEL
-        from rankwise.retrieval.stored import StoredVectorReranker
+    from rankwise.retrieval.presets import preset_for_index
 
-        if dense.model == BUNDLED_MODEL:
-            if name == "minilm-bi-encoder":
-                return StoredVectorReranker(index)
-            from rankwise.registry import load
-
-            return load("default", bi_encoder=StoredVectorReranker(index))
-    return load_model(name)
+    return preset_for_index(name, index) or load_model(name)
 
 
 def load_models(args: argparse.Namespace) -> tuple[Any, Any, Any, float]:

@@ -136,6 +136,8 @@ class Pipeline:
         retriever: anything with ``retrieve(query, top_k) -> list[Hit]`` (an :class:`~rankwise.retrieval.Index`
             is wrapped in its default retriever).
         reranker: a :class:`~rankwise.Reranker`, a preset name for :func:`rankwise.load` (``"default"``), or None.
+            A preset given by name scores with the retriever's index's stored vectors where it can
+            (:func:`~rankwise.retrieval.presets.preset_for_index`).
         generator: a :class:`~rankwise.rag.generation.Generator`, or None (then ``run`` only retrieves and selects).
         top_k: candidates retrieved (and re-ranked).
         top_n: context entries given to the generator at most.
@@ -165,10 +167,12 @@ class Pipeline:
                 f"retriever must have retrieve(query, top_k) (e.g. rankwise.retrieval.Index or HybridRetriever), got "
                 f"{type(retriever).__name__}."
             )
-        if isinstance(reranker, str):
+        if isinstance(reranker, str):  # a preset: with the retriever's index's stored vectors when it can use them
             from rankwise.registry import load
+            from rankwise.retrieval.presets import preset_for_index
 
-            reranker = load(reranker)
+            index = getattr(retriever, "index", None)
+            reranker = (preset_for_index(reranker, index) if index is not None else None) or load(reranker)
         if reranker is not None and not isinstance(reranker, Reranker):
             raise InvalidInputError(f"reranker must be a rankwise Reranker, a preset name or None, got {reranker!r}.")
         _check_options(top_k, top_n, context_tokens, merge)
