@@ -171,8 +171,7 @@ class Pipeline:
             from rankwise.registry import load
             from rankwise.retrieval.presets import preset_for_index
 
-            index = getattr(retriever, "index", None)
-            reranker = (preset_for_index(reranker, index) if index is not None else None) or load(reranker)
+            reranker = preset_for_index(reranker, getattr(retriever, "index", None)) or load(reranker)
         if reranker is not None and not isinstance(reranker, Reranker):
             raise InvalidInputError(f"reranker must be a rankwise Reranker, a preset name or None, got {reranker!r}.")
         _check_options(top_k, top_n, context_tokens, merge)

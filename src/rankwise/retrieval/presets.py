@@ -31,9 +31,9 @@ if TYPE_CHECKING:
 INDEX_AWARE_PRESETS = ("default", "minilm-bi-encoder")
 
 
-def preset_for_index(name: str, index: Index) -> Reranker | None:
+def preset_for_index(name: str, index: Index | None) -> Reranker | None:
     """The preset ``name`` scoring with ``index``'s stored vectors, or None when that does not apply (``name`` is
-    another preset, or the index was not embedded by the bundled model): then load it as usual."""
+    another preset, there is no index, or the bundled model did not embed it): then load it as usual."""
     stored = _stored_vectors(index) if name in INDEX_AWARE_PRESETS else None
     if stored is None or name == "minilm-bi-encoder":
         return stored
@@ -42,7 +42,7 @@ def preset_for_index(name: str, index: Index) -> Reranker | None:
     return load(name, bi_encoder=stored)
 
 
-def _stored_vectors(index: Index) -> Reranker | None:
+def _stored_vectors(index: Index | None) -> Reranker | None:
     """Cosines from the index's vectors when the bundled bi-encoder embedded it (the presets' own model), else None."""
     dense = getattr(index, "dense", None)
     if dense is None:
